@@ -1,0 +1,7 @@
+namespace ZImage.Kernels.Tests;
+
+public class BuildSmokeTests
+{
+    [Fact]
+    public void ByteSizeRoundTrips() => Assert.Equal(24L * 1024 * 1024 * 1024, ZImage.Runtime.Memory.ByteSize.Parse("24GiB"));
+}
