@@ -33,6 +33,13 @@ public partial interface IComputeOps
     /// <summary>y = a + b (same shapes; y may alias a or b).</summary>
     void Add(Tensor a, Tensor b, Tensor y);
 
+    /// <summary>
+    /// Multi-head attention, o = softmax(q·kᵀ·scale [+ causal mask])·v, with q[Sq,Hq,Dh], k/v[Sk,Hkv,Dh], o[Sq,Hq,Dh];
+    /// Hq must be a multiple of Hkv (GQA: query head h uses kv head h/(Hq/Hkv)). Tiled with online softmax: never
+    /// materialises all heads' Sq×Sk scores.
+    /// </summary>
+    void Attention(Tensor q, Tensor k, Tensor v, float scale, bool causal, Tensor o);
+
     /// <summary>Copies all of src into dst (same element count).</summary>
     void Copy(Tensor src, Tensor dst);
 
