@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using ZImage.Runtime.Compute;
+
+namespace ZImage.Runtime.Pipeline;
+
+/// <summary>Measured timing and workspace peak of a stage.</summary>
+internal sealed class StageMeasure(string name)
+{
+    public string Name { get; } = name;
+    public TimeSpan Duration { get; set; }
+    public long PeakBytes { get; set; }
+}
+
+/// <summary>What a run produced.</summary>
+internal sealed record RunOutput(IReadOnlyList<RgbImage> Images, IReadOnlyList<StageMeasure> Stages);
+
+/// <summary>
+/// The Z-Image text-to-image loop over an <see cref="IGenerationEngine"/>: tokenise, encode, per image seeded noise →
+/// N Euler steps (with CFG, truncation and normalisation) → VAE decode. The same code runs for real and for plans, so
+/// both make the same allocations; every stage is a peak window of its own.
+/// </summary>
+internal static class GenerationRunner
+{
+    public const string TextEncoderStage = "text-encoder";
+    public const string VaeStage = "vae-decode";
+    public static string StepStage(int step) => "denoise-step-" + step.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Runs <paramref name="request"/> on <paramref name="engine"/>.</summary>
+    /// <param name="engine">The engine (real or planning).</param>
+    /// <param name="request">The resolved request.</param>
+    /// <param name="initialLatents">Latents replacing the seeded noise, or null.</param>
+    /// <param name="maxPromptTokens">Right truncation of the templated prompt (512 in Z-Image).</param>
+    /// <param name="promptIdsOverride">Token ids to use instead of tokenising (plans for a given prompt length).</param>
+    /// <param name="report">Progress sink (stage, step, image index, preview), or null.</param>
+    /// <param name="previews">Whether to compute latent previews after each step.</param>
+    /// <param name="cancellationToken">Checked between stages and steps; everything allocated is released on cancellation.</param>
+    public static RunOutput Run(IGenerationEngine engine, GenerationParameters request, LatentTensor? initialLatents, int maxPromptTokens,
+        (int[] Prompt, int[]? Negative)? promptIdsOverride, Action<GenerationStage, int, int, RgbImage?>? report, bool previews,
+        CancellationToken cancellationToken)
+    {
+        var stages = new Dictionary<string, StageMeasure>(StringComparer.Ordinal);
+        var order = new List<StageMeasure>();
+        var images = new List<RgbImage>(request.NumImages);
+        int h = request.Height / 8, w = request.Width / 8;
+
+        T Stage<T>(string name, Func<T> body)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!stages.TryGetValue(name, out var m))
+            {
+                stages[name] = m = new StageMeasure(name);
+                order.Add(m);
+            }
+            engine.ResetPeakStats();
+            long start = Stopwatch.GetTimestamp();
+            T result = body();
+            m.Duration += Stopwatch.GetElapsedTime(start);
+            m.PeakBytes = Math.Max(m.PeakBytes, engine.GetMemoryStats().PeakWorkspaceBytes);
+            return result;
+        }
+
+        bool cfg = request.UsesCfg;
+        int[] ids = promptIdsOverride?.Prompt ?? engine.Tokenize(request.Prompt, maxPromptTokens);
+        int[]? negIds = !cfg ? null : promptIdsOverride?.Negative ?? engine.Tokenize(request.NegativePrompt ?? "", maxPromptTokens);
+
+        Tensor? cap = null, capNeg = null;
+        try
+        {
+            report?.Invoke(GenerationStage.EncodingPrompt, 0, 0, null);
+            (cap, capNeg) = Stage(TextEncoderStage, () =>
+            {
+                var pos = engine.EncodePrompt(ids);
+                try { return (pos, negIds is null ? null : engine.EncodePrompt(negIds)); }
+                catch { pos.Dispose(); throw; }
+            });
+
+            float[] sigmas = engine.Sigmas(request.Steps);
+            int count = 16 * h * w;
+            for (int img = 0; img < request.NumImages; img++)
+            {
+                float[] noise = initialLatents is not null ? initialLatents.Item(img).ToArray() : SeededNoise.Create(request.Seed + img, count);
+                Tensor? latents = null;
+                try
+                {
+                    for (int i = 0; i < request.Steps; i++)
+                    {
+                        report?.Invoke(GenerationStage.Denoising, i, img, null);
+                        int step = i;
+                        Stage(StepStage(i + 1), () =>
+                        {
+                            latents ??= engine.CreateLatents(noise, h, w);
+                            float t = engine.ModelTime(sigmas[step]);
+                            // diffusers: guidance is dropped on steps whose model time exceeds the truncation threshold.
+                            bool guide = cfg && !(request.CfgTruncation <= 1f && t > request.CfgTruncation);
+                            using var pred = engine.Predict(latents, t, cap!);
+                            if (guide)
+                            {
+                                using var neg = engine.Predict(latents, t, capNeg!);
+                                engine.CombineGuidance(pred, neg, request.Guidance, request.CfgNormalization);
+                            }
+                            engine.EulerStep(latents, pred, sigmas[step + 1] - sigmas[step]);
+                            return 0;
+                        });
+                        RgbImage? preview = previews && report is not null ? engine.Preview(latents!) : null;
+                        report?.Invoke(GenerationStage.Denoising, i + 1, img, preview);
+                    }
+                    if (img == request.NumImages - 1)
+                    {
+                        // The captions are not needed for the last decode; freeing them first lowers its peak.
+                        cap?.Dispose(); cap = null;
+                        capNeg?.Dispose(); capNeg = null;
+                    }
+                    report?.Invoke(GenerationStage.Decoding, request.Steps, img, null);
+                    latents ??= engine.CreateLatents(noise, h, w);
+                    images.Add(Stage(VaeStage, () => engine.Decode(latents)));
+                }
+                finally
+                {
+                    latents?.Dispose();
+                }
+            }
+        }
+        finally
+        {
+            cap?.Dispose();
+            capNeg?.Dispose();
+        }
+        return new RunOutput(images, order);
+    }
+}

@@ -1,0 +1,85 @@
+using ZImage.Runtime.Compute;
+
+namespace ZImage.Runtime.Pipeline;
+
+/// <summary>What an engine is running on and with.</summary>
+/// <param name="ModelName">The checkpoint folder name, or <c>tiny-random</c> for the in-memory demo model.</param>
+/// <param name="DeviceName">The device (e.g. <c>cuda:0 NVIDIA H100</c>, <c>cpu</c>, <c>simulated(24 GiB)</c>).</param>
+/// <param name="IsDemoModel">Whether this is the tiny random-weight demo model (shows the pipeline and the memory guard, not image quality).</param>
+/// <param name="TokenizerNote">How prompts are tokenised (e.g. the Qwen2 BPE of the checkpoint, or the documented byte-level fallback).</param>
+public sealed record EngineDescription(string ModelName, string DeviceName, bool IsDemoModel, string TokenizerNote);
+
+/// <summary>The allocator's view of device memory, as the pipeline needs it.</summary>
+/// <param name="DeviceTotalBytes">Device capacity.</param>
+/// <param name="WeightBytes">Bytes allocated for resident weights (the base segment).</param>
+/// <param name="AllocatedBytes">All bytes allocated now (weights + workspace).</param>
+/// <param name="ReservedBytes">Bytes the allocator holds from the device (segments, including its cache).</param>
+/// <param name="PeakWorkspaceBytes">Peak of allocated − weight bytes since the last <see cref="IGenerationEngine.ResetPeakStats"/>.</param>
+/// <param name="AllocRetries">Times the allocator freed its cache and retried a device allocation.</param>
+/// <param name="OutOfMemoryCount">Allocations that failed after every retry.</param>
+public readonly record struct EngineMemoryStats(long DeviceTotalBytes, long WeightBytes, long AllocatedBytes, long ReservedBytes,
+    long PeakWorkspaceBytes, long AllocRetries, long OutOfMemoryCount)
+{
+    /// <summary>Workspace bytes allocated now.</summary>
+    public long WorkspaceBytes => AllocatedBytes - WeightBytes;
+}
+
+/// <summary>
+/// The seam between the pipeline (queue, guards, presets, progress, cancellation, plans, PNG) and the model stages.
+/// One instance owns one device allocator and is used by one thread at a time (the pipeline's device worker).
+/// The same calls run for real and, on the engine from <see cref="CreatePlanner"/>, in planning mode on a simulated
+/// device with the same allocator policy, so both make the identical sequence of allocations.
+/// </summary>
+public interface IGenerationEngine : IDisposable
+{
+    /// <summary>Model, device and tokenizer.</summary>
+    EngineDescription Description { get; }
+
+    /// <summary>Whether this is a planning engine (no kernels, no data).</summary>
+    bool IsPlanning { get; }
+
+    /// <summary>Loads the weights onto the device and compiles the kernels (warm-up), so no generation pays for either.</summary>
+    void Load(CancellationToken cancellationToken);
+
+    /// <summary>The allocator statistics.</summary>
+    EngineMemoryStats GetMemoryStats();
+
+    /// <summary>Starts a new peak window for <see cref="EngineMemoryStats.PeakWorkspaceBytes"/>.</summary>
+    void ResetPeakStats();
+
+    /// <summary>Returns cached, unused segments to the device.</summary>
+    void EmptyCache();
+
+    /// <summary>The chat-templated token ids of <paramref name="prompt"/>, right-truncated to <paramref name="maxLength"/>.</summary>
+    int[] Tokenize(string prompt, int maxLength);
+
+    /// <summary>Runs the text encoder: caption features <c>[L, capDim]</c> (workspace-tagged, owned by the caller).</summary>
+    Tensor EncodePrompt(int[] tokenIds);
+
+    /// <summary>Uploads latents <c>[16, h, w]</c>.</summary>
+    Tensor CreateLatents(ReadOnlySpan<float> values, int height, int width);
+
+    /// <summary>The flow-match sigmas for <paramref name="steps"/> steps (N+1 values ending in 0).</summary>
+    float[] Sigmas(int steps);
+
+    /// <summary>The model time of <paramref name="sigma"/> exactly as the reference computes it in float32.</summary>
+    float ModelTime(float sigma);
+
+    /// <summary>One DiT forward: the raw model output for <paramref name="latents"/> at <paramref name="modelTime"/> (owned by the caller).</summary>
+    Tensor Predict(Tensor latents, float modelTime, Tensor caption);
+
+    /// <summary>CFG in place: <c>pos = pos + g·(pos − neg)</c>, then, when <paramref name="normalization"/> &gt; 0, caps ‖pos‖ at normalization × the original ‖pos‖.</summary>
+    void CombineGuidance(Tensor positive, Tensor negative, float guidance, float normalization);
+
+    /// <summary>Euler update in place: <c>latents += dt · (−modelOutput)</c>.</summary>
+    void EulerStep(Tensor latents, Tensor modelOutput, float dt);
+
+    /// <summary>VAE-decodes latents to RGB8 (an all-black image of the right size in planning mode).</summary>
+    RgbImage Decode(Tensor latents);
+
+    /// <summary>A cheap preview: latents projected linearly to RGB at latent resolution (null in planning mode).</summary>
+    RgbImage? Preview(Tensor latents);
+
+    /// <summary>A planning twin of this engine on a simulated device of <paramref name="deviceBytes"/> with the same allocator settings and weights shapes (not loaded yet).</summary>
+    IGenerationEngine CreatePlanner(long deviceBytes);
+}

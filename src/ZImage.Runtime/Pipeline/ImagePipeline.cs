@@ -1,0 +1,372 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ZImage.Runtime.Hosting;
+using ZImage.Runtime.Memory;
+
+namespace ZImage.Runtime.Pipeline;
+
+/// <summary>
+/// The <see cref="IImagePipeline"/> over an <see cref="IGenerationEngine"/>: presets and guards, exact plans on a
+/// planning twin of the engine, admission against the inference segment, a serial FIFO device queue, progress,
+/// cancellation, per-stage timings and peaks, a baseline check after every generation, logs and metrics.
+/// </summary>
+public sealed class ImagePipeline : IImagePipeline, IDisposable
+{
+    private readonly IGenerationEngine _engine;
+    private readonly ZImageOptions _options;
+    private readonly ILogger _logger;
+    private readonly ZImageMetrics? _metrics;
+    private readonly SerialDeviceQueue _queue;
+    private readonly object _planLock = new();
+    private readonly object _startLock = new();
+    private IGenerationEngine? _planner;
+    private long _plannerBaseBytes;
+    private Task? _startTask;
+    private volatile CarveUp? _carveUp;
+    private CarveUp? _plannedCarveUp; // before StartAsync: base from the planner's weights
+    private long _baselineAllocated;
+    private long _lastRetries;
+    private bool _disposed;
+
+    /// <summary>The device-memory split the pipeline admits against.</summary>
+    private sealed record CarveUp(long DeviceBytes, long SystemReserveBytes, long BaseBytes, long InferenceBytes, long BufferBytes);
+
+    /// <summary>Creates a pipeline over <paramref name="engine"/> (which it owns and disposes).</summary>
+    public ImagePipeline(IGenerationEngine engine, ZImageOptions options, ILogger<ImagePipeline>? logger = null, ZImageMetrics? metrics = null)
+    {
+        _engine = engine ?? throw new ArgumentNullException(nameof(engine));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _metrics = metrics;
+        _queue = new SerialDeviceQueue(options.Queue.Capacity, options.Queue.FullPolicy);
+        _metrics?.ObserveMemory(GaugeValues);
+    }
+
+    /// <inheritdoc />
+    public EngineDescription Model => _engine.Description;
+
+    /// <summary>Whether <see cref="StartAsync"/> has finished (weights loaded, kernels compiled, carve-up measured).</summary>
+    public bool IsStarted => _startTask is { IsCompletedSuccessfully: true };
+
+    /// <summary>
+    /// Loads the weights and compiles the kernels on the device thread, measures the base segment and derives the
+    /// inference segment. Idempotent; <see cref="GenerateAsync"/> calls it if nobody did.
+    /// </summary>
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_startLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_startTask is null || _startTask.IsFaulted || _startTask.IsCanceled)
+                _startTask = _queue.RunAsync(ct => { Load(ct); return true; }, null, cancellationToken);
+            return _startTask;
+        }
+    }
+
+    private void Load(CancellationToken ct)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        _engine.Load(ct);
+        _engine.EmptyCache();
+        var stats = _engine.GetMemoryStats();
+        _baselineAllocated = stats.AllocatedBytes;
+        _lastRetries = stats.AllocRetries;
+        var carve = ComputeCarveUp(stats.ReservedBytes);
+        _carveUp = carve;
+        Log.PipelineStarted(_logger, _engine.Description.ModelName, _engine.Description.DeviceName, stats.WeightBytes, (long)Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        Log.CarveUp(_logger, carve.DeviceBytes, carve.SystemReserveBytes, carve.BaseBytes, carve.InferenceBytes, carve.BufferBytes,
+            carve.DeviceBytes - carve.SystemReserveBytes - carve.BaseBytes - carve.InferenceBytes - carve.BufferBytes);
+    }
+
+    /// <inheritdoc />
+    public MemoryPlan Plan(GenerationRequest request)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var resolved = Resolve(request, countMetrics: false);
+        return PlanResolved(resolved.Parameters, withAlternatives: true);
+    }
+
+    /// <inheritdoc />
+    public async Task<GenerationResult> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(request);
+        long submitted = Stopwatch.GetTimestamp();
+        await StartAsync(cancellationToken).ConfigureAwait(false);
+        var resolved = Resolve(request, countMetrics: true);
+        var plan = PlanResolved(resolved.Parameters, withAlternatives: true);
+        if (!plan.Fits)
+            (resolved, plan) = ApplyOverBudgetPolicy(request, resolved, plan);
+
+        var p = resolved.Parameters;
+        try
+        {
+            return await _queue.RunAsync(
+                ct => RunOnDevice(resolved, plan, progress, submitted, ct),
+                pos => progress?.Report(new GenerationProgress(GenerationStage.Queued, pos, 0, p.Steps, 0, p.NumImages, Stopwatch.GetElapsedTime(submitted))),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (PipelineBusyException e)
+        {
+            _metrics?.Rejected("busy");
+            Log.RequestRejected(_logger, "busy", e.Message);
+            throw;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _metrics?.GenerationFinished("cancelled");
+            throw;
+        }
+    }
+
+    private ResolvedRequest Resolve(GenerationRequest request, bool countMetrics)
+    {
+        try
+        {
+            var resolved = RequestResolver.Resolve(request, _options, _engine.Description.IsDemoModel, _engine.Description.ModelName);
+            if (resolved.StepsOrGuidanceReset && countMetrics)
+            {
+                _metrics?.Reset();
+                Log.RequestReset(_logger, resolved.Warnings[0]);
+            }
+            if (_engine.Description.IsDemoModel)
+                resolved.Warnings.Add("tiny random-weight demo model: this shows the pipeline and the memory guard, not image quality.");
+            return resolved;
+        }
+        catch (InvalidGenerationRequestException e) when (countMetrics)
+        {
+            _metrics?.Rejected("range");
+            Log.RequestRejected(_logger, "range", e.Message);
+            throw;
+        }
+    }
+
+    private (ResolvedRequest, MemoryPlan) ApplyOverBudgetPolicy(GenerationRequest request, ResolvedRequest resolved, MemoryPlan plan)
+    {
+        if (_options.Limits.OverBudget == OverBudgetPolicy.Downscale && resolved.InitialLatents is null && FindFitting(resolved.Parameters) is { } fit)
+        {
+            var smaller = Resolve(request with { Width = fit.Width, Height = fit.Height, Resolution = null }, countMetrics: false);
+            string why = $"{resolved.Parameters.Width}x{resolved.Parameters.Height} {plan.Describe()}; ran at {fit.Width}x{fit.Height}.";
+            smaller.Warnings.Insert(0, why);
+            Log.RequestDownscaled(_logger, why);
+            return (smaller, PlanResolved(smaller.Parameters, withAlternatives: false));
+        }
+        var e = new RequestExceedsBudgetException(plan);
+        _metrics?.Rejected("budget");
+        Log.RequestRejected(_logger, "budget", e.Message);
+        throw e;
+    }
+
+    private GenerationResult RunOnDevice(ResolvedRequest resolved, MemoryPlan plan, IProgress<GenerationProgress>? progress, long submitted, CancellationToken ct)
+    {
+        var p = resolved.Parameters;
+        var queueTime = Stopwatch.GetElapsedTime(submitted);
+        Log.GenerationStarted(_logger, p.Width, p.Height, p.Steps, p.Guidance, p.Seed, plan.RequestPeakBytes, (long)queueTime.TotalMilliseconds);
+        var stage = GenerationStage.EncodingPrompt;
+        long stepStart = Stopwatch.GetTimestamp();
+        void Report(GenerationStage s, int step, int image, RgbImage? preview)
+        {
+            stage = s;
+            if (s == GenerationStage.Denoising)
+            {
+                if (step > 0) _metrics?.StepDuration(Stopwatch.GetElapsedTime(stepStart));
+                stepStart = Stopwatch.GetTimestamp();
+            }
+            progress?.Report(new GenerationProgress(s, 0, step, p.Steps, image, p.NumImages, Stopwatch.GetElapsedTime(submitted), preview));
+        }
+
+        RunOutput output;
+        try
+        {
+            output = GenerationRunner.Run(_engine, p, resolved.InitialLatents, MaxPromptTokens, null, Report, _options.EnablePreviews, ct);
+            _metrics?.GenerationFinished("completed");
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            Log.GenerationCancelled(_logger, stage.ToString());
+            throw;
+        }
+        catch (DeviceOutOfMemoryException e)
+        {
+            _metrics?.OutOfMemory();
+            _metrics?.GenerationFinished("failed");
+            Log.DeviceOutOfMemory(_logger, stage.ToString(), e.Message);
+            throw;
+        }
+        catch (Exception e)
+        {
+            _metrics?.GenerationFinished("failed");
+            Log.GenerationFailed(_logger, e, stage.ToString());
+            throw;
+        }
+        finally
+        {
+            AfterGeneration();
+        }
+
+        var planned = plan.Stages.ToDictionary(s => s.Name, s => s.PeakBytes, StringComparer.Ordinal);
+        var stages = output.Stages.Select(s => new StageReport(s.Name, s.Duration, planned.GetValueOrDefault(s.Name), s.PeakBytes)).ToList();
+        progress?.Report(new GenerationProgress(GenerationStage.Completed, 0, p.Steps, p.Steps, p.NumImages - 1, p.NumImages, Stopwatch.GetElapsedTime(submitted)));
+        var total = Stopwatch.GetElapsedTime(submitted);
+        Log.GenerationCompleted(_logger, p.Width, p.Height, p.Steps, p.Seed, (long)total.TotalMilliseconds, stages.Count == 0 ? 0 : stages.Max(s => s.MeasuredPeakBytes));
+        return new GenerationResult(output.Images, p, resolved.Warnings, stages, queueTime, total, plan);
+    }
+
+    // The workspace must be back in the pool: anything still allocated beyond the weights is a leak.
+    private void AfterGeneration()
+    {
+        var stats = _engine.GetMemoryStats();
+        if (stats.AllocatedBytes != _baselineAllocated)
+        {
+            _metrics?.Drift();
+            Log.MemoryDrift(_logger, stats.AllocatedBytes, _baselineAllocated, stats.AllocatedBytes - _baselineAllocated);
+        }
+        _metrics?.AllocatorRetries(stats.AllocRetries - _lastRetries);
+        _lastRetries = stats.AllocRetries;
+        if (_options.TrimAfterGeneration)
+        {
+            _engine.EmptyCache();
+            Log.CacheTrimmed(_logger, stats.ReservedBytes, _engine.GetMemoryStats().ReservedBytes);
+        }
+    }
+
+    /// <summary>Templated prompts are right-truncated to this many tokens (Z-Image's max_sequence_length).</summary>
+    public const int MaxPromptTokens = 512;
+
+    private MemoryPlan PlanResolved(GenerationParameters p, bool withAlternatives)
+    {
+        var stages = PlanStages(p, null);
+        var carve = CurrentCarveUp();
+        var plan = new MemoryPlan
+        {
+            DeviceBytes = carve.DeviceBytes,
+            SystemReserveBytes = carve.SystemReserveBytes,
+            BaseBytes = carve.BaseBytes,
+            InferenceBytes = carve.InferenceBytes,
+            BufferBytes = carve.BufferBytes,
+            Stages = stages,
+        };
+        if (!plan.Fits && withAlternatives)
+            plan = plan with { FittingAlternatives = Alternatives(p, plan) };
+        return plan;
+    }
+
+    private IReadOnlyList<StagePlan> PlanStages(GenerationParameters p, (int[], int[]?)? ids)
+    {
+        lock (_planLock)
+        {
+            var planner = Planner();
+            planner.EmptyCache();
+            var run = GenerationRunner.Run(planner, p, null, MaxPromptTokens, ids, null, false, CancellationToken.None);
+            return run.Stages.Select(s => new StagePlan(s.Name, s.PeakBytes)).ToList();
+        }
+    }
+
+    // The planner's device is effectively unbounded so that it measures the true peak of requests that do not fit;
+    // the carve-up, not the simulated capacity, decides admission.
+    private IGenerationEngine Planner()
+    {
+        if (_planner is null)
+        {
+            var planner = _engine.CreatePlanner(1L << 50);
+            planner.Load(CancellationToken.None);
+            planner.EmptyCache();
+            _plannerBaseBytes = planner.GetMemoryStats().ReservedBytes;
+            _planner = planner;
+        }
+        return _planner;
+    }
+
+    private CarveUp CurrentCarveUp()
+    {
+        if (_carveUp is { } c) return c;
+        lock (_planLock) return _plannedCarveUp ??= ComputeCarveUp(null);
+    }
+
+    private CarveUp ComputeCarveUp(long? measuredBase)
+    {
+        var b = _options.Budget;
+        long device = b.DeviceMemory is { Length: > 0 } d ? ByteSize.Parse(d) : _engine.GetMemoryStats().DeviceTotalBytes;
+        long reserve = ByteSize.Parse(b.SystemReserve);
+        long buffer = ByteSize.Parse(b.Buffer);
+        long baseBytes;
+        if (measuredBase is { } m) baseBytes = m;
+        else lock (_planLock) { Planner(); baseBytes = _plannerBaseBytes; }
+        long inference;
+        if (b.Inference is { Length: > 0 } inf)
+            inference = ByteSize.Parse(inf);
+        else
+        {
+            // The largest request the host allows: the sizing size, with CFG and two full-length prompts.
+            var sizing = new GenerationParameters("", "", GenerationMode.Standard, b.SizingWidth, b.SizingHeight, 1, 1f, 1f, 0f, 0, 1, false, "");
+            var full = new int[MaxPromptTokens];
+            long peak = PlanStages(sizing, (full, full)).Max(s => s.PeakBytes);
+            inference = Math.Clamp(device - reserve - baseBytes - buffer, 0, peak);
+        }
+        return new CarveUp(device, reserve, baseBytes, inference, buffer);
+    }
+
+    private IReadOnlyList<string> Alternatives(GenerationParameters p, MemoryPlan plan)
+    {
+        var found = new List<string>();
+        foreach (var (w, h, mode, guidance) in Candidates(p))
+        {
+            var c = p with { Width = w, Height = h, Mode = mode, Guidance = guidance, Steps = 1, NumImages = 1 };
+            if (PlanStages(c, null).Max(s => s.PeakBytes) <= plan.InferenceBytes && plan.FreeBytes >= 0)
+            {
+                found.Add($"{w}×{h} {mode}");
+                if (found.Count == 2) break;
+            }
+        }
+        return found;
+    }
+
+    private (int Width, int Height)? FindFitting(GenerationParameters p)
+    {
+        var carve = CurrentCarveUp();
+        foreach (var (w, h, mode, guidance) in Candidates(p))
+        {
+            if (mode != p.Mode) continue;
+            var c = p with { Width = w, Height = h, Steps = 1, NumImages = 1 };
+            if (PlanStages(c, null).Max(s => s.PeakBytes) <= carve.InferenceBytes) return (w, h);
+        }
+        return null;
+    }
+
+    // Smaller resolution presets, largest first; for each the request's own mode, then Turbo (no CFG) when it differs.
+    private IEnumerable<(int, int, GenerationMode, float)> Candidates(GenerationParameters p)
+    {
+        var presets = _options.Presets;
+        var sizes = Enum.GetValues<ResolutionPreset>().Select(r => presets.For(r))
+            .Where(s => (long)s.Width * s.Height < (long)p.Width * p.Height || (s.Width <= p.Width && s.Height <= p.Height && (s.Width, s.Height) != (p.Width, p.Height)))
+            .Select(s => (s.Width, s.Height)).Distinct().OrderByDescending(s => (long)s.Width * s.Height).ToList();
+        foreach (var (w, h) in sizes)
+        {
+            yield return (w, h, p.Mode, p.Guidance);
+            if (p.Mode != GenerationMode.Turbo || p.Guidance > 0)
+                yield return (w, h, GenerationMode.Turbo, presets.Turbo.Guidance);
+        }
+    }
+
+    private MemoryGaugeValues? GaugeValues()
+    {
+        if (_carveUp is not { } c) return null;
+        var s = _engine.GetMemoryStats();
+        return new MemoryGaugeValues(c.DeviceBytes, c.SystemReserveBytes, c.BaseBytes, c.InferenceBytes, c.BufferBytes,
+            c.DeviceBytes - c.SystemReserveBytes - c.BaseBytes - c.InferenceBytes - c.BufferBytes, s.WorkspaceBytes, s.ReservedBytes);
+    }
+
+    /// <summary>Stops the device thread (queued requests fail with <see cref="ObjectDisposedException"/>) and disposes the engines.</summary>
+    public void Dispose()
+    {
+        lock (_startLock)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
+        _queue.Dispose();
+        _engine.Dispose();
+        lock (_planLock) _planner?.Dispose();
+    }
+}
