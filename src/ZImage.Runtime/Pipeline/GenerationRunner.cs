@@ -56,6 +56,12 @@ internal static class GenerationRunner
             T result = body();
             m.Duration += Stopwatch.GetElapsedTime(start);
             m.PeakBytes = Math.Max(m.PeakBytes, engine.GetMemoryStats().PeakWorkspaceBytes);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                // Cancelled while the stage ran: drop what it produced and leave through the same cleanup path.
+                (result as IDisposable)?.Dispose();
+                cancellationToken.ThrowIfCancellationRequested();
+            }
             return result;
         }
 
@@ -67,11 +73,11 @@ internal static class GenerationRunner
         try
         {
             report?.Invoke(GenerationStage.EncodingPrompt, 0, 0, null);
-            (cap, capNeg) = Stage(TextEncoderStage, () =>
+            Stage(TextEncoderStage, () =>
             {
-                var pos = engine.EncodePrompt(ids);
-                try { return (pos, negIds is null ? null : engine.EncodePrompt(negIds)); }
-                catch { pos.Dispose(); throw; }
+                cap = engine.EncodePrompt(ids);
+                if (negIds is not null) capNeg = engine.EncodePrompt(negIds);
+                return 0;
             });
 
             float[] sigmas = engine.Sigmas(request.Steps);

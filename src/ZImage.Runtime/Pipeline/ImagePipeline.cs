@@ -27,6 +27,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
     private CarveUp? _plannedCarveUp; // before StartAsync: base from the planner's weights
     private long _baselineAllocated;
     private long _lastRetries;
+    private long _lastDriftBytes;
     private bool _disposed;
 
     /// <summary>The device-memory split the pipeline admits against.</summary>
@@ -217,6 +218,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
     private void AfterGeneration()
     {
         var stats = _engine.GetMemoryStats();
+        Interlocked.Exchange(ref _lastDriftBytes, stats.AllocatedBytes - _baselineAllocated);
         if (stats.AllocatedBytes != _baselineAllocated)
         {
             _metrics?.Drift();
@@ -347,6 +349,35 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
             if (p.Mode != GenerationMode.Turbo || p.Guidance > 0)
                 yield return (w, h, GenerationMode.Turbo, presets.Turbo.Guidance);
         }
+    }
+
+    /// <summary>The health of the device memory (used by <see cref="ZImageHealthCheck"/>).</summary>
+    internal (Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus Status, string Description, IReadOnlyDictionary<string, object> Data) GetHealth()
+    {
+        var c = CurrentCarveUp();
+        var s = _engine.GetMemoryStats();
+        long free = c.DeviceBytes - c.SystemReserveBytes - c.BaseBytes - c.InferenceBytes - c.BufferBytes;
+        long drift = Interlocked.Read(ref _lastDriftBytes);
+        var data = new Dictionary<string, object>
+        {
+            ["device_bytes"] = c.DeviceBytes, ["system_reserve_bytes"] = c.SystemReserveBytes, ["base_bytes"] = c.BaseBytes,
+            ["inference_bytes"] = c.InferenceBytes, ["buffer_bytes"] = c.BufferBytes, ["free_bytes"] = free,
+            ["workspace_in_use_bytes"] = s.WorkspaceBytes, ["reserved_bytes"] = s.ReservedBytes, ["last_drift_bytes"] = drift,
+            ["queued"] = _queue.PendingCount, ["device"] = _engine.Description.DeviceName, ["model"] = _engine.Description.ModelName,
+        };
+        var status = Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy;
+        string text = $"{_engine.Description.ModelName} on {_engine.Description.DeviceName}: inference segment {ByteSize.Format(c.InferenceBytes)}, base {ByteSize.Format(c.BaseBytes)}";
+        if (free < 0 || c.InferenceBytes == 0)
+        {
+            status = Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Unhealthy;
+            text += $"; the carve-up over-commits the device by {ByteSize.Format(Math.Max(0, -free))} or leaves no inference segment";
+        }
+        else if (drift != 0)
+        {
+            status = Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Degraded;
+            text += $"; {ByteSize.Format(drift)} of workspace did not return to the pool after the last generation";
+        }
+        return (status, text, data);
     }
 
     private MemoryGaugeValues? GaugeValues()

@@ -1,7 +1,0 @@
-namespace ZImage.Pipeline.Tests;
-
-public class BuildSmokeTests
-{
-    [Fact]
-    public void ByteSizeRoundTrips() => Assert.Equal(24L * 1024 * 1024 * 1024, ZImage.Runtime.Memory.ByteSize.Parse("24GiB"));
-}
