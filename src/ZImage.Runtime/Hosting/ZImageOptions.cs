@@ -55,7 +55,7 @@ public sealed class ZImageOptions
     public string AllocatorSettings { get; set; } = "";
 
     /// <summary>The memory carve-up.</summary>
-    public BudgetOptions Budget { get; set; } = new();
+    public MemoryBudgetOptions Budget { get; set; } = new();
 
     /// <summary>Mode and resolution presets.</summary>
     public PresetOptions Presets { get; set; } = new();
@@ -77,7 +77,7 @@ public sealed class ZImageOptions
 }
 
 /// <summary>The device memory carve-up: system reserve, base (weights, measured after load), inference segment, buffer.</summary>
-public sealed class BudgetOptions
+public sealed class MemoryBudgetOptions
 {
     /// <summary>Device capacity to plan for (e.g. <c>24GiB</c>); null uses what the device reports.</summary>
     public string? DeviceMemory { get; set; }

@@ -32,7 +32,13 @@ public sealed class ZImageOptionsValidator : IValidateOptions<ZImageOptions>
             errors.Add($"ZImage:Device = {options.Device} is invalid; allowed Auto, Cpu.");
         if (!Enum.IsDefined(options.WeightDType))
             errors.Add($"ZImage:WeightDType = {options.WeightDType} is invalid; allowed {string.Join(", ", Enum.GetNames<TensorDType>())}.");
-        //ALLOCATOR-SETTINGS-VALIDATION
+        if (!Memory.AllocatorSettings.TryParse(options.AllocatorSettings ?? "", out _))
+        {
+            string why;
+            try { Memory.AllocatorSettings.Parse(options.AllocatorSettings); why = ""; }
+            catch (FormatException e) { why = e.Message; }
+            errors.Add($"ZImage:AllocatorSettings = '{options.AllocatorSettings}' is invalid: {why}");
+        }
 
         var b = options.Budget;
         Size("Budget:DeviceMemory", b.DeviceMemory, false);

@@ -1,3 +1,4 @@
+using ZImage.Runtime.Budget;
 using ZImage.Runtime.Compute;
 
 namespace ZImage.Runtime.Pipeline;
@@ -39,7 +40,9 @@ public interface IGenerationEngine : IDisposable
     bool IsPlanning { get; }
 
     /// <summary>Loads the weights onto the device and compiles the kernels (warm-up), so no generation pays for either.</summary>
-    void Load(CancellationToken cancellationToken);
+    /// <param name="budget">When given, every device allocation goes through a <see cref="BudgetedAllocator"/> on it (weights count toward the base, workspace is held to the inference segment).</param>
+    /// <param name="cancellationToken">Cancels loading.</param>
+    void Load(BudgetGuard? budget, CancellationToken cancellationToken);
 
     /// <summary>The allocator statistics.</summary>
     EngineMemoryStats GetMemoryStats();

@@ -1,3 +1,5 @@
+using ZImage.Runtime.Budget;
+
 namespace ZImage.Runtime.Pipeline;
 
 /// <summary>
@@ -8,6 +10,9 @@ public interface IImagePipeline
 {
     /// <summary>The model and device.</summary>
     EngineDescription Model { get; }
+
+    /// <summary>The device memory now: the carve-up (reserve, base, inference, buffer, free) with bytes, fractions and the Green/Yellow/Gray/Red state.</summary>
+    MemorySnapshot Memory { get; }
 
     /// <summary>Generates the images of <paramref name="request"/>.</summary>
     /// <param name="request">What to generate.</param>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using ZImage.Runtime.Budget;
 using ZImage.Runtime.Hosting;
 using ZImage.Runtime.Memory;
 
@@ -24,6 +25,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
     private long _plannerBaseBytes;
     private Task? _startTask;
     private volatile CarveUp? _carveUp;
+    private volatile BudgetGuard? _guard;
     private CarveUp? _plannedCarveUp; // before StartAsync: base from the planner's weights
     private long _baselineAllocated;
     private long _lastRetries;
@@ -68,17 +70,47 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
     private void Load(CancellationToken ct)
     {
         long t0 = Stopwatch.GetTimestamp();
-        _engine.Load(ct);
+        // The guard starts with the planned base (the planner loads the same weights on a simulated device with the
+        // same allocator policy), then takes the measured one; a layout that does not fit fails the start, typed.
+        var planned = CurrentCarveUp();
+        var guard = new BudgetGuard(new BudgetOptions
+        {
+            TotalBytes = planned.DeviceBytes,
+            SystemReserveBytes = planned.SystemReserveBytes,
+            BaseBytes = planned.BaseBytes,
+            InferenceBytes = planned.InferenceBytes,
+            BufferBytes = planned.BufferBytes,
+        });
+        _engine.Load(guard, ct);
         _engine.EmptyCache();
         var stats = _engine.GetMemoryStats();
+        guard.SetBase(stats.ReservedBytes);
         _baselineAllocated = stats.AllocatedBytes;
         _lastRetries = stats.AllocRetries;
-        var carve = ComputeCarveUp(stats.ReservedBytes);
+        var carve = planned with { BaseBytes = stats.ReservedBytes };
+        _guard = guard;
         _carveUp = carve;
         Log.PipelineStarted(_logger, _engine.Description.ModelName, _engine.Description.DeviceName, stats.WeightBytes, (long)Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
         Log.CarveUp(_logger, carve.DeviceBytes, carve.SystemReserveBytes, carve.BaseBytes, carve.InferenceBytes, carve.BufferBytes,
             carve.DeviceBytes - carve.SystemReserveBytes - carve.BaseBytes - carve.InferenceBytes - carve.BufferBytes);
     }
+
+    /// <inheritdoc />
+    public MemorySnapshot Memory
+    {
+        get
+        {
+            if (_guard is { } g) return g.Snapshot;
+            var c = CurrentCarveUp();
+            long yellowEnd = c.SystemReserveBytes + c.BaseBytes + c.InferenceBytes;
+            long free = c.DeviceBytes - yellowEnd - c.BufferBytes;
+            var state = yellowEnd > c.DeviceBytes ? MemoryState.Red : free < 0 ? MemoryState.Gray : MemoryState.Green;
+            return new MemorySnapshot(c.DeviceBytes, c.SystemReserveBytes, c.BaseBytes, c.InferenceBytes, 0, c.BufferBytes, Math.Max(0, free), 0, null, false, state);
+        }
+    }
+
+    /// <summary>The budget guard (null until <see cref="StartAsync"/> finished).</summary>
+    public BudgetGuard? Budget => _guard;
 
     /// <inheritdoc />
     public MemoryPlan Plan(GenerationRequest request)
@@ -180,6 +212,8 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         RunOutput output;
         try
         {
+            // Serial device: nothing else holds workspace now, so this is the plan's static verdict made by the guard.
+            _guard?.EnsureAdmitted(plan.RequestPeakBytes, "generation");
             output = GenerationRunner.Run(_engine, p, resolved.InitialLatents, MaxPromptTokens, null, Report, _options.EnablePreviews, ct);
             _metrics?.GenerationFinished("completed");
         }
@@ -190,6 +224,8 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         }
         catch (DeviceOutOfMemoryException e)
         {
+            // The request failed, not the device: the cache was released by the allocator's retry path.
+            _guard?.ResetOutOfMemory();
             _metrics?.OutOfMemory();
             _metrics?.GenerationFinished("failed");
             Log.DeviceOutOfMemory(_logger, stage.ToString(), e.Message);
@@ -272,7 +308,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         if (_planner is null)
         {
             var planner = _engine.CreatePlanner(1L << 50);
-            planner.Load(CancellationToken.None);
+            planner.Load(null, CancellationToken.None);
             planner.EmptyCache();
             _plannerBaseBytes = planner.GetMemoryStats().ReservedBytes;
             _planner = planner;
@@ -365,17 +401,20 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
             ["workspace_in_use_bytes"] = s.WorkspaceBytes, ["reserved_bytes"] = s.ReservedBytes, ["last_drift_bytes"] = drift,
             ["queued"] = _queue.PendingCount, ["device"] = _engine.Description.DeviceName, ["model"] = _engine.Description.ModelName,
         };
+        var snapshot = Memory;
+        data["state"] = snapshot.State.ToString();
+        data["inference_in_use_bytes"] = snapshot.InferenceInUseBytes;
         var status = Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy;
-        string text = $"{_engine.Description.ModelName} on {_engine.Description.DeviceName}: inference segment {ByteSize.Format(c.InferenceBytes)}, base {ByteSize.Format(c.BaseBytes)}";
-        if (free < 0 || c.InferenceBytes == 0)
+        string text = $"{_engine.Description.ModelName} on {_engine.Description.DeviceName}: {snapshot.State}, inference segment {ByteSize.Format(c.InferenceBytes)}, base {ByteSize.Format(c.BaseBytes)}";
+        if (snapshot.State == MemoryState.Red || free < 0 || c.InferenceBytes == 0)
         {
             status = Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Unhealthy;
-            text += $"; the carve-up over-commits the device by {ByteSize.Format(Math.Max(0, -free))} or leaves no inference segment";
+            text += snapshot.OutOfMemorySeen ? "; a device out-of-memory was seen" : $"; the carve-up over-commits the device by {ByteSize.Format(Math.Max(0, -free))} or leaves no inference segment";
         }
-        else if (drift != 0)
+        else if (snapshot.State == MemoryState.Gray || drift != 0)
         {
             status = Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Degraded;
-            text += $"; {ByteSize.Format(drift)} of workspace did not return to the pool after the last generation";
+            text += drift != 0 ? $"; {ByteSize.Format(drift)} of workspace did not return to the pool after the last generation" : "; usage is eating into the buffer";
         }
         return (status, text, data);
     }

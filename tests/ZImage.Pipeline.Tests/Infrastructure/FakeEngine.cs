@@ -36,7 +36,7 @@ public sealed class FakeEngine : IGenerationEngine
     public int LoadCount { get; private set; }
     public int DecodeCount { get; private set; }
 
-    public void Load(CancellationToken cancellationToken)
+    public void Load(ZImage.Runtime.Budget.BudgetGuard? budget, CancellationToken cancellationToken)
     {
         LoadCount++;
         _weightBlocks.Add(Alloc(WeightBytesToLoad, AllocationTags.Weights));
