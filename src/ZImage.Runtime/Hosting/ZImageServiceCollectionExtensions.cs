@@ -36,6 +36,9 @@ public static class ZImageServiceCollectionExtensions
 
     private static IServiceCollection AddZImageCore(this IServiceCollection services)
     {
+        if (services.Any(d => d.ServiceType == typeof(Marker)))
+            return services;
+        services.AddSingleton<Marker>();
         services.AddOptions<ZImageOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ZImageOptions>, ZImageOptionsValidator>());
         services.AddMetrics();
@@ -48,6 +51,9 @@ public static class ZImageServiceCollectionExtensions
         services.TryAddSingleton<ZImageHealthCheck>();
         return services;
     }
+
+    // Present once AddZImage ran, so that repeated calls add only their Configure action.
+    private sealed class Marker;
 
     /// <summary>Adds <see cref="ZImageHealthCheck"/> to the health checks (tags: <c>zimage</c>, <c>memory</c>).</summary>
     public static IHealthChecksBuilder AddZImageHealthCheck(this IHealthChecksBuilder builder, string name = "zimage", HealthStatus? failureStatus = null)

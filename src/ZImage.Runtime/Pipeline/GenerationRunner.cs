@@ -90,7 +90,7 @@ internal static class GenerationRunner
                 {
                     for (int i = 0; i < request.Steps; i++)
                     {
-                        report?.Invoke(GenerationStage.Denoising, i, img, null);
+                        if (i == 0) report?.Invoke(GenerationStage.Denoising, 0, img, null);
                         int step = i;
                         Stage(StepStage(i + 1), () =>
                         {
