@@ -118,10 +118,15 @@ public sealed class Tensor : IDisposable
     public override string ToString() => $"Tensor[{string.Join(",", Shape)}] {DType} ({Allocation.Tag})";
 
     /// <inheritdoc />
+    /// <remarks>Idempotent, so a tensor can be freed early inside a <c>using</c> scope that also covers error paths.</remarks>
     public void Dispose()
     {
-        if (OwnsAllocation) Allocation.Dispose();
+        if (!OwnsAllocation || _disposed) return;
+        _disposed = true;
+        Allocation.Dispose();
     }
+
+    private bool _disposed;
 
     private ArrayView<T> TypedView<T>() where T : unmanaged =>
         ElementOffset == 0 ? Allocation.GetView<T>(ElementCount) : Allocation.GetView<T>(ElementOffset + ElementCount).SubView(ElementOffset, ElementCount);
