@@ -18,6 +18,24 @@ public partial interface IComputeOps
     /// </summary>
     void GatedResidual(Tensor residual, Tensor branch, Tensor? gate);
 
+    /// <summary>
+    /// Fused RMSNorm + adaLN scale: y = RMSNorm(x; weight, eps) ⊙ (1 + <paramref name="scale"/>) row-wise, scale <c>[D]</c>
+    /// the raw modulation chunk; weight may be null. x and y may alias.
+    /// </summary>
+    void RmsNormModulate(Tensor x, Tensor? weight, Tensor scale, float eps, Tensor y);
+
+    /// <summary>
+    /// Fused sandwich-norm residual: residual += tanh(<paramref name="gate"/>) ⊙ RMSNorm(branch; weight, eps), or
+    /// residual += RMSNorm(branch) when <paramref name="gate"/> is null (unmodulated blocks). branch must not alias residual.
+    /// </summary>
+    void RmsNormGatedResidual(Tensor branch, Tensor? weight, Tensor? gate, float eps, Tensor residual);
+
+    /// <summary>
+    /// Fused LayerNorm without affine (biased variance) and adaLN scale: y = LN(x) ⊙ (1 + <paramref name="scale"/>),
+    /// or plain LN when scale is null (the DiT final layer). x and y may alias.
+    /// </summary>
+    void LayerNormModulate(Tensor x, Tensor? scale, float eps, Tensor y);
+
     /// <summary>y = tanh(x); x and y may alias.</summary>
     void Tanh(Tensor x, Tensor y);
 

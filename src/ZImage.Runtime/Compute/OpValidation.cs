@@ -47,6 +47,12 @@ internal static class OpValidation
             throw new ArgumentOutOfRangeException(name, value, $"{name} must be a finite value > 0.");
     }
 
+    public static void NonNegative(float value, string name)
+    {
+        if (!(value >= 0) || float.IsInfinity(value))
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be a finite value >= 0.");
+    }
+
     public static void Finite(float value, string name)
     {
         if (!float.IsFinite(value)) throw new ArgumentOutOfRangeException(name, value, $"{name} must be finite.");
@@ -102,7 +108,7 @@ internal static class OpValidation
         F32(x, nameof(x));
         F32(y, nameof(y));
         SameCount(x, nameof(x), y, nameof(y));
-        Positive(eps, nameof(eps));
+        NonNegative(eps, nameof(eps));
         var (rows, d) = AsRows(x, nameof(x));
         if (weight is not null)
         {
@@ -118,7 +124,7 @@ internal static class OpValidation
         Rank(x, 3, nameof(x));
         F32(y, nameof(y));
         SameCount(x, nameof(x), y, nameof(y));
-        Positive(eps, nameof(eps));
+        NonNegative(eps, nameof(eps));
         int c = x.Shape[0];
         if (groups <= 0 || c % groups != 0)
             throw new ArgumentOutOfRangeException(nameof(groups), groups, $"groups must be > 0 and divide the {c} channels.");
@@ -196,6 +202,38 @@ internal static class OpValidation
     {
         Unary(x, y);
         return Broadcast(x, nameof(x), scale, nameof(scale));
+    }
+
+    public static (int Rows, int D) RmsNormModulate(Tensor x, Tensor? weight, Tensor scale, float eps, Tensor y)
+    {
+        var (rows, d) = RowNorm(x, weight, eps, y);
+        F32(scale, nameof(scale));
+        Count(scale, d, nameof(scale));
+        return (rows, d);
+    }
+
+    public static (int Rows, int D) RmsNormGatedResidual(Tensor branch, Tensor? weight, Tensor? gate, float eps, Tensor residual)
+    {
+        var (rows, d) = RowNorm(branch, weight, eps, residual);
+        if (gate is not null)
+        {
+            F32(gate, nameof(gate));
+            Count(gate, d, nameof(gate));
+        }
+        if (ReferenceEquals(branch.Allocation, residual.Allocation) && branch.ElementOffset == residual.ElementOffset)
+            Throw("branch must not alias residual.", nameof(branch));
+        return (rows, d);
+    }
+
+    public static (int Rows, int D) LayerNormModulate(Tensor x, Tensor? scale, float eps, Tensor y)
+    {
+        var (rows, d) = RowNorm(x, null, eps, y);
+        if (scale is not null)
+        {
+            F32(scale, nameof(scale));
+            Count(scale, d, nameof(scale));
+        }
+        return (rows, d);
     }
 
     public static (int Rows, int D) GatedResidual(Tensor residual, Tensor branch, Tensor? gate)

@@ -64,6 +64,16 @@ public sealed partial class PlanningComputeOps : IComputeOps
     public void GatedResidual(Tensor residual, Tensor branch, Tensor? gate) => OpValidation.GatedResidual(residual, branch, gate);
 
     /// <inheritdoc />
+    public void RmsNormModulate(Tensor x, Tensor? weight, Tensor scale, float eps, Tensor y) => OpValidation.RmsNormModulate(x, weight, scale, eps, y);
+
+    /// <inheritdoc />
+    public void RmsNormGatedResidual(Tensor branch, Tensor? weight, Tensor? gate, float eps, Tensor residual) =>
+        OpValidation.RmsNormGatedResidual(branch, weight, gate, eps, residual);
+
+    /// <inheritdoc />
+    public void LayerNormModulate(Tensor x, Tensor? scale, float eps, Tensor y) => OpValidation.LayerNormModulate(x, scale, eps, y);
+
+    /// <inheritdoc />
     public void Tanh(Tensor x, Tensor y) => OpValidation.Unary(x, y);
 
     /// <inheritdoc />

@@ -203,6 +203,34 @@ internal sealed class HostReferenceOps : IComputeOps
         Set(residual, r.Select((v, i) => v + (g is null ? 1f : MathF.Tanh(g[i % d])) * b[i]).ToArray());
     }
 
+    public void RmsNormModulate(Tensor x, Tensor? weight, Tensor scale, float eps, Tensor y)
+    {
+        RmsNorm(x, weight, eps, y);
+        Modulate(y, scale, y);
+    }
+
+    public void RmsNormGatedResidual(Tensor branch, Tensor? weight, Tensor? gate, float eps, Tensor residual)
+    {
+        int d = branch.Dim(-1);
+        float[] b = Get(branch), ws = weight is null ? Enumerable.Repeat(1f, d).ToArray() : Get(weight), r = Get(residual);
+        float[]? g = gate is null ? null : Get(gate);
+        for (int row = 0; row < b.Length / d; row++)
+        {
+            double ss = 0;
+            for (int i = 0; i < d; i++) ss += (double)b[row * d + i] * b[row * d + i];
+            double inv = 1.0 / Math.Sqrt(ss / d + eps);
+            for (int i = 0; i < d; i++)
+                r[row * d + i] += (g is null ? 1f : MathF.Tanh(g[i])) * (float)(b[row * d + i] * inv * ws[i]);
+        }
+        Set(residual, r);
+    }
+
+    public void LayerNormModulate(Tensor x, Tensor? scale, float eps, Tensor y)
+    {
+        LayerNorm(x, eps, y);
+        if (scale is not null) Modulate(y, scale, y);
+    }
+
     public void Tanh(Tensor x, Tensor y) => Set(y, Get(x).Select(MathF.Tanh).ToArray());
 
     public void CopyRows(Tensor src, int srcRow, Tensor dst, int dstRow, int rowCount)

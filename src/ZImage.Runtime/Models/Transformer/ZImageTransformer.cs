@@ -200,8 +200,8 @@ public sealed class ZImageTransformer
             using var v = _ctx.Empty(Tag, n, d);
             using (var h = _ctx.Empty(Tag, n, d))
             {
-                _ops.RmsNorm(x, b.AttnNorm1, dims.NormEps, h);
-                if (scaleMsa is not null) _ops.Modulate(h, scaleMsa, h);
+                if (scaleMsa is not null) _ops.RmsNormModulate(x, b.AttnNorm1, scaleMsa, dims.NormEps, h);
+                else _ops.RmsNorm(x, b.AttnNorm1, dims.NormEps, h);
                 _ops.Linear(h, b.Wq, null, q);
                 _ops.Linear(h, b.Wk, null, k);
                 _ops.Linear(h, b.Wv, null, v);
@@ -221,16 +221,15 @@ public sealed class ZImageTransformer
             {
                 _ops.Linear(attn, b.Wo, null, proj);
                 attn.Dispose();
-                _ops.RmsNorm(proj, b.AttnNorm2, dims.NormEps, proj);
-                _ops.GatedResidual(x, proj, gateMsa);
+                _ops.RmsNormGatedResidual(proj, b.AttnNorm2, gateMsa, dims.NormEps, x);
             }
 
             // Feed-forward branch.
             using var gate = _ctx.Empty(Tag, n, dims.FfnDim);
             using (var h = _ctx.Empty(Tag, n, d))
             {
-                _ops.RmsNorm(x, b.FfnNorm1, dims.NormEps, h);
-                if (scaleMlp is not null) _ops.Modulate(h, scaleMlp, h);
+                if (scaleMlp is not null) _ops.RmsNormModulate(x, b.FfnNorm1, scaleMlp, dims.NormEps, h);
+                else _ops.RmsNorm(x, b.FfnNorm1, dims.NormEps, h);
                 _ops.Linear(h, b.W1, null, gate);
                 using var up = _ctx.Empty(Tag, n, dims.FfnDim);
                 _ops.Linear(h, b.W3, null, up);
@@ -240,8 +239,7 @@ public sealed class ZImageTransformer
             {
                 _ops.Linear(gate, b.W2, null, f);
                 gate.Dispose();
-                _ops.RmsNorm(f, b.FfnNorm2, dims.NormEps, f);
-                _ops.GatedResidual(x, f, gateMlp);
+                _ops.RmsNormGatedResidual(f, b.FfnNorm2, gateMlp, dims.NormEps, x);
             }
         }
         finally
@@ -263,8 +261,7 @@ public sealed class ZImageTransformer
         using var patches = _ctx.Empty(Tag, ni, dims.PatchDim);
         using (var y = _ctx.Empty(Tag, ni, dims.Dim))
         {
-            _ops.LayerNorm(unified.Rows(0, ni), TransformerDims.FinalNormEps, y);
-            _ops.Modulate(y, scale, y);
+            _ops.LayerNormModulate(unified.Rows(0, ni), scale, TransformerDims.FinalNormEps, y);
             _ops.Linear(y, _finalW, _finalB, patches);
         }
         Observe("final_layer", patches);
