@@ -24,10 +24,14 @@ public partial interface IComputeOps
     void ToRgb8(Tensor image, Tensor rgb);
 
     /// <summary>
-    /// A cheap preview of latents <c>[16,Hl,Wl]</c> as RGB8 <c>[Hl,Wl,3]</c> U8 (one pixel per latent position) through
-    /// the FLUX-VAE latent→RGB linear approximation.
+    /// A cheap preview of latents <c>[C,Hl,Wl]</c> as RGB8 <c>[Hl,Wl,3]</c> U8 (one pixel per latent position):
+    /// rgb = latents·<paramref name="projection"/> (+ <paramref name="bias"/>), mapped from −1..1 to bytes like
+    /// <see cref="ToRgb8"/>. projection is <c>[C,3]</c> F32 (e.g. the FLUX-VAE latent→RGB factors), bias <c>[3]</c> or null.
     /// </summary>
-    void LatentPreview(Tensor latents, Tensor rgb);
+    void LatentPreview(Tensor latents, Tensor projection, Tensor? bias, Tensor rgb);
+
+    /// <summary>VAE input from final latents: y = latents / <paramref name="scalingFactor"/> + <paramref name="shiftFactor"/> (y may alias latents).</summary>
+    void DenormalizeLatents(Tensor latents, float scalingFactor, float shiftFactor, Tensor y);
 
     /// <summary>Downloads a U8 tensor to host (waits for queued work).</summary>
     byte[] DownloadBytes(Tensor src);

@@ -9,6 +9,9 @@ public partial interface IComputeOps
     /// </summary>
     void RopeInterleaved(Tensor x, Tensor cos, Tensor sin);
 
+    /// <summary><see cref="RopeInterleaved(Tensor, Tensor, Tensor)"/> on q<c>[S,Hq,Dh]</c> and k<c>[S,Hk,Dh]</c> in one launch.</summary>
+    void RopeInterleaved(Tensor q, Tensor k, Tensor cos, Tensor sin);
+
     /// <summary>adaLN scale: y[r,:] = x[r,:] ⊙ (1 + <paramref name="scale"/>) with scale <c>[D]</c> broadcast over rows; x and y may alias.</summary>
     void Modulate(Tensor x, Tensor scale, Tensor y);
 
@@ -46,7 +49,7 @@ public partial interface IComputeOps
     void FillRows(Tensor row, Tensor dst, int startRow, int rowCount);
 
     /// <summary>
-    /// Patchify latents <c>[C,H,W]</c> into token rows: patches[h·Wt + w][(ph·p + pw)·C + c] = latents[c, p·h+ph, p·w+pw]
+    /// Patchify (patch size 2, the only one Z-Image uses) latents <c>[C,H,W]</c> into token rows: patches[h·Wt + w][(ph·p + pw)·C + c] = latents[c, p·h+ph, p·w+pw]
     /// for the first Ht·Wt rows of <paramref name="patches"/> <c>[N ≥ Ht·Wt, p·p·C]</c>; further rows are left untouched.
     /// </summary>
     void Patchify(Tensor latents, int patchSize, Tensor patches);

@@ -289,7 +289,7 @@ internal static class OpValidation
         F32(patches, nameof(patches));
         Rank(latents, 3, nameof(latents));
         Rank(patches, 2, nameof(patches));
-        if (patchSize <= 0) throw new ArgumentOutOfRangeException(nameof(patchSize), patchSize, "patchSize must be > 0.");
+        if (patchSize != 2) throw new ArgumentOutOfRangeException(nameof(patchSize), patchSize, "patchSize must be 2 (the only patch size of Z-Image).");
         int c = latents.Shape[0], h = latents.Shape[1], w = latents.Shape[2];
         if (h % patchSize != 0 || w % patchSize != 0)
             Throw($"latents {Fmt(latents)} spatial size must be a multiple of the patch size {patchSize}.", nameof(latents));
@@ -297,6 +297,37 @@ internal static class OpValidation
         if (patches.Shape[1] != patchSize * patchSize * c || patches.Shape[0] < tokens)
             Throw($"patches must be [>= {tokens},{patchSize * patchSize * c}] for latents {Fmt(latents)} but is {Fmt(patches)}.", nameof(patches));
         return (c, h, w);
+    }
+
+    public static void RopePair(Tensor q, Tensor k, Tensor cos, Tensor sin)
+    {
+        var (s, _, dh) = Rope(q, cos, sin);
+        var (sk, _, dhk) = Rope(k, cos, sin);
+        if (sk != s || dhk != dh) Throw($"k {Fmt(k)} must have the tokens and head dim of q {Fmt(q)}.", nameof(k));
+    }
+
+    public static void Preview(Tensor latents, Tensor projection, Tensor? bias, Tensor rgb)
+    {
+        F32(latents, nameof(latents));
+        Rank(latents, 3, nameof(latents));
+        int c = latents.Shape[0];
+        F32(projection, nameof(projection));
+        if (projection.ElementCount != c * 3L || projection.Dim(-1) != 3)
+            Throw($"projection must be [{c},3] for latents {Fmt(latents)} but is {Fmt(projection)}.", nameof(projection));
+        if (bias is not null)
+        {
+            F32(bias, nameof(bias));
+            Count(bias, 3, nameof(bias));
+        }
+        Rgb8(latents, c, rgb, nameof(latents));
+    }
+
+    public static void Denormalize(Tensor latents, float scalingFactor, float shiftFactor, Tensor y)
+    {
+        Finite(scalingFactor, nameof(scalingFactor));
+        if (scalingFactor == 0) throw new ArgumentOutOfRangeException(nameof(scalingFactor), scalingFactor, "scalingFactor must be non-zero.");
+        Finite(shiftFactor, nameof(shiftFactor));
+        Unary(latents, y);
     }
 
     public static void Rgb8(Tensor image, int channels, Tensor rgb, string imageName)

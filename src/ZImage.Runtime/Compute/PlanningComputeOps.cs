@@ -58,6 +58,9 @@ public sealed partial class PlanningComputeOps : IComputeOps
     public void RopeInterleaved(Tensor x, Tensor cos, Tensor sin) => OpValidation.Rope(x, cos, sin);
 
     /// <inheritdoc />
+    public void RopeInterleaved(Tensor q, Tensor k, Tensor cos, Tensor sin) => OpValidation.RopePair(q, k, cos, sin);
+
+    /// <inheritdoc />
     public void Modulate(Tensor x, Tensor scale, Tensor y) => OpValidation.Modulate(x, scale, y);
 
     /// <inheritdoc />
@@ -107,7 +110,11 @@ public sealed partial class PlanningComputeOps : IComputeOps
     public void ToRgb8(Tensor image, Tensor rgb) => OpValidation.Rgb8(image, 3, rgb, nameof(image));
 
     /// <inheritdoc />
-    public void LatentPreview(Tensor latents, Tensor rgb) => OpValidation.Rgb8(latents, 16, rgb, nameof(latents));
+    public void LatentPreview(Tensor latents, Tensor projection, Tensor? bias, Tensor rgb) => OpValidation.Preview(latents, projection, bias, rgb);
+
+    /// <inheritdoc />
+    public void DenormalizeLatents(Tensor latents, float scalingFactor, float shiftFactor, Tensor y) =>
+        OpValidation.Denormalize(latents, scalingFactor, shiftFactor, y);
 
     /// <inheritdoc />
     public byte[] DownloadBytes(Tensor src)

@@ -303,7 +303,29 @@ internal sealed class HostReferenceOps : IComputeOps
         rgb.U8.CopyFromCPU(o);
     }
 
-    public void LatentPreview(Tensor latents, Tensor rgb) => throw new NotSupportedException("No host reference for the latent preview.");
+    public void LatentPreview(Tensor latents, Tensor projection, Tensor? bias, Tensor rgb)
+    {
+        int c = latents.Shape[0], hw = latents.Shape[1] * latents.Shape[2];
+        float[] z = Get(latents), pr = Get(projection), b = bias is null ? new float[3] : Get(bias);
+        var o = new byte[hw * 3];
+        for (int i = 0; i < hw; i++)
+            for (int k = 0; k < 3; k++)
+            {
+                float v = b[k];
+                for (int ch = 0; ch < c; ch++) v += z[ch * hw + i] * pr[ch * 3 + k];
+                o[i * 3 + k] = (byte)Math.Round(Math.Clamp(v * 0.5f + 0.5f, 0f, 1f) * 255f, MidpointRounding.ToEven);
+            }
+        rgb.U8.CopyFromCPU(o);
+    }
+
+    public void DenormalizeLatents(Tensor latents, float scalingFactor, float shiftFactor, Tensor y) =>
+        Set(y, Get(latents).Select(v => v / scalingFactor + shiftFactor).ToArray());
+
+    public void RopeInterleaved(Tensor q, Tensor k, Tensor cos, Tensor sin)
+    {
+        RopeInterleaved(q, cos, sin);
+        RopeInterleaved(k, cos, sin);
+    }
 
     public byte[] DownloadBytes(Tensor src)
     {

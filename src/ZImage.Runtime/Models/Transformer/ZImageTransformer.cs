@@ -210,8 +210,7 @@ public sealed class ZImageTransformer
             var k3 = k.Reshape(n, heads, dh);
             _ops.RmsNorm(q3, b.NormQ, TransformerDims.QkNormEps, q3);
             _ops.RmsNorm(k3, b.NormK, TransformerDims.QkNormEps, k3);
-            _ops.RopeInterleaved(q3, cos, sin);
-            _ops.RopeInterleaved(k3, cos, sin);
+            _ops.RopeInterleaved(q3, k3, cos, sin);
             using var attn = _ctx.Empty(Tag, n, d);
             _ops.Attention(q3, k3, v.Reshape(n, heads, dh), 1f / MathF.Sqrt(dh), causal: false, attn.Reshape(n, heads, dh));
             q.Dispose();
