@@ -13,7 +13,7 @@ public partial interface IComputeOps
     /// Classifier-free guidance on raw model outputs: pred = pos + guidance·(pos − neg). When
     /// <paramref name="normalization"/> &gt; 0 and ‖pred‖₂ &gt; ‖pos‖₂·normalization (norms over the whole tensor),
     /// pred is rescaled to ‖pos‖₂·normalization. The caller handles cfg truncation (skip this op when guidance is
-    /// off for the step). pred may alias pos or neg.
+    /// off for the step). prediction must not alias the inputs.
     /// </summary>
     void CfgCombine(Tensor positive, Tensor negative, float guidance, float normalization, Tensor prediction);
 

@@ -2,7 +2,7 @@ namespace ZImage.Runtime.Compute;
 
 /// <summary>
 /// The planning (no-op) implementation of <see cref="IComputeOps"/>: every op validates shapes and dtypes exactly
-/// like <c>KernelComputeOps</c> and then does nothing, so a model forward over a simulated device makes the
+/// like <see cref="KernelComputeOps"/> and then does nothing, so a model forward over a simulated device makes the
 /// same allocations as a real one without running or touching data. Downloads return zeros.
 /// Model-specific ops live in further partial files (e.g. <c>PlanningComputeOps.Vae.cs</c>).
 /// </summary>
