@@ -10,7 +10,8 @@ using Xunit.Abstractions;
 
 namespace ZImage.Models.Tests.Transformer;
 
-public class ScratchParityTests(ITestOutputHelper output)
+[Collection(ComputeCollection.Name)]
+public class ScratchParityTests(ITestOutputHelper output, ComputeFixture fx)
 {
     private sealed class DictWeights(IDeviceAllocator alloc, Dictionary<string, (string DType, int[] Shape, float[] Data)> data) : IWeightProvider
     {
@@ -33,9 +34,7 @@ public class ScratchParityTests(ITestOutputHelper output)
     [Fact]
     public void HostOpsMatchReference()
     {
-        using var context = Context.Create(b => b.CPU());
-        using var acc = context.GetCPUDevice(0).CreateCPUAccelerator(context, CPUAcceleratorMode.Parallel);
-        var alloc = new TestAllocator(acc);
+        using var alloc = fx.CreateAllocator();
         var dir = Path.Combine(FixturePaths.TinyCheckpoint, "transformer");
         var w = MiniSafetensors.Read(Directory.GetFiles(dir, "*.safetensors"));
         var dims = new TransformerDims
@@ -43,7 +42,7 @@ public class ScratchParityTests(ITestOutputHelper output)
             InChannels = 16, PatchSize = 2, Dim = 64, Heads = 2, Layers = 2, RefinerLayers = 1, CapFeatDim = 32, NormEps = 1e-5f,
             RopeTheta = 256, TScale = 1000, AxesDims = [8, 12, 12], AxesLens = [1536, 512, 512],
         };
-        var ops = new HostReferenceOps();
+        IComputeOps ops = Environment.GetEnvironmentVariable("HOSTOPS") == "1" ? new HostReferenceOps() : fx.Ops;
         using var weights = new DictWeights(alloc, w);
         var model = new ZImageTransformer(dims, weights, new ComputeContext(alloc, ops));
         foreach (var file in Directory.GetFiles(Path.Combine(FixturePaths.ReferenceDir, "transformer"), "tr_*L*.safetensors"))
