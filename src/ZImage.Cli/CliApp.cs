@@ -1,4 +1,5 @@
 using System.CommandLine;
+using CliCommands = ZImage.Cli.Commands;
 
 namespace ZImage.Cli;
 
@@ -16,6 +17,6 @@ internal static class CliApp
     // Each subcommand lives in its own file under Commands/ and is listed here.
     private static IEnumerable<Command> Commands()
     {
-        yield break;
+        yield return CliCommands.InfoCommand.Create();
     }
 }
