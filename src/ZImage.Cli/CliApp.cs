@@ -1,5 +1,4 @@
 using System.CommandLine;
-using CliCommands = ZImage.Cli.Commands;
 
 namespace ZImage.Cli;
 
@@ -17,6 +16,7 @@ internal static class CliApp
     // Each subcommand lives in its own file under Commands/ and is listed here.
     private static IEnumerable<Command> Commands()
     {
-        yield return CliCommands.InfoCommand.Create();
+        yield return ZImage.Cli.Commands.ReplayCommand.Create();
+        yield return ZImage.Cli.Commands.InfoCommand.Create();
     }
 }
