@@ -134,8 +134,7 @@ public sealed class Qwen3TextEncoder
                     ops.RmsNorm(k.Reshape(l * hkv, dh), layer.KNorm, eps, k.Reshape(l * hkv, dh));
                     var q3 = q.Reshape(l, hq, dh);
                     var k3 = k.Reshape(l, hkv, dh);
-                    ops.RopeRotateHalf(q3, cos, sin);
-                    ops.RopeRotateHalf(k3, cos, sin);
+                    ops.RopeRotateHalf(q3, k3, cos, sin);
                     a = _context.Empty(tag, l, hq, dh);
                     ops.Attention(q3, k3, v.Reshape(l, hkv, dh), scale, causal: true, a);
                 }

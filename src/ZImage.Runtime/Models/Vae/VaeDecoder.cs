@@ -7,7 +7,7 @@ namespace ZImage.Runtime.Models.Vae;
 /// The decoder half of diffusers' <c>AutoencoderKL</c> (the FLUX.1 VAE in Z-Image): latents → image before clamping.
 /// Block order is diffusers': <c>conv_in</c>; mid block (resnet, single-head attention, resnet); up blocks over the
 /// REVERSED <c>block_out_channels</c>, each with <c>layers_per_block + 1</c> resnets and, except the last, a nearest 2×
-/// upsample followed by a 3×3 conv; <c>conv_norm_out</c> + SiLU; <c>conv_out</c>. GroupNorm eps is 1e-6 everywhere.
+/// upsample followed by a 3×3 conv (fused: the upsampled tensor is never materialised); <c>conv_norm_out</c> + SiLU; <c>conv_out</c>. GroupNorm eps is 1e-6 everywhere.
 /// All weights are fetched once at construction; <see cref="Decode"/> allocates only activations (tag
 /// <see cref="AllocationTags.Vae"/>) and frees each as soon as it is dead.
 /// </summary>
@@ -112,13 +112,16 @@ public sealed class VaeDecoder
             foreach (var resnet in block.Resnets) x = resnet.Apply(_context, x, Groups);
             if (block.Upsampler is { } conv)
             {
-                Tensor up;
-                using (x)
+                Tensor upsampled;
+                try
                 {
-                    up = _context.Empty(tag, x.Shape[0], 2 * x.Shape[1], 2 * x.Shape[2]);
-                    ops.Upsample2xNearest(x, up);
+                    upsampled = conv.Apply(_context, x, upsample: true);
                 }
-                using (up) x = conv.Apply(_context, up);
+                finally
+                {
+                    x.Dispose();
+                }
+                x = upsampled;
             }
         }
 
@@ -176,10 +179,21 @@ public sealed class VaeDecoder
         public static Conv Load(IWeightProvider w, string name, int cout, int cin, int k) =>
             new(w.Matrix(name + ".weight", cout, cin, k, k), w.Vector(name + ".bias", cout));
 
-        public Tensor Apply(ComputeContext ctx, Tensor x)
+        /// <summary>Allocates and returns conv(x), or conv(nearest2x(x)) with the upsample fused into the conv.</summary>
+        public Tensor Apply(ComputeContext ctx, Tensor x, bool upsample = false)
         {
-            var y = ctx.Empty(AllocationTags.Vae, Weight.Shape[0], x.Shape[1], x.Shape[2]);
-            ctx.Ops.Conv2d(x, Weight, Bias, y);
+            int f = upsample ? 2 : 1;
+            var y = ctx.Empty(AllocationTags.Vae, Weight.Shape[0], f * x.Shape[1], f * x.Shape[2]);
+            try
+            {
+                if (upsample) ctx.Ops.Upsample2xConv2d(x, Weight, Bias, y);
+                else ctx.Ops.Conv2d(x, Weight, Bias, y);
+            }
+            catch
+            {
+                y.Dispose();
+                throw;
+            }
             return y;
         }
     }
