@@ -280,7 +280,7 @@ public sealed class VaeDecoder
             {
                 return w.Matrix(name, c, c);
             }
-            catch (TensorShapeException)
+            catch (WeightShapeException e) when (e.ActualShape is [_, _, 1, 1])
             {
                 return w.Matrix(name, c, c, 1, 1).Reshape(c, c);
             }
