@@ -1,0 +1,939 @@
+using System.Diagnostics;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace ZImage.Runtime.Memory;
+
+/// <summary>
+/// PyTorch's native CUDA caching allocator policy (<c>c10/cuda/CUDACachingAllocator.cpp</c>) over any
+/// <see cref="IDeviceMemoryBackend"/>: 512 B rounding (optionally power-of-two divisions), small (&lt;= 1 MiB) and large pools,
+/// 2 MiB / 20 MiB / 2 MiB-rounded segments, best fit by (stream, size, address), PyTorch's split and merge rules,
+/// max_split_size for oversize blocks, the release-and-retry chain before out-of-memory, garbage collection and
+/// <see cref="EmptyCache"/>. Thread-safe (one lock). The struct API (<see cref="AllocateBlock"/>/<see cref="FreeBlock"/>)
+/// allocates nothing in steady state: block nodes live in a pooled array and free blocks in intrusive treaps.
+/// </summary>
+public sealed class CachingAllocator : IBlockAllocator
+{
+    /// <summary>Every request is rounded to at least, and a multiple of, this (kMinBlockSize).</summary>
+    public const long MinBlockSize = 512;
+    /// <summary>Rounded sizes up to this go to the small pool (kSmallSize).</summary>
+    public const long SmallSize = ByteSize.MiB;
+    /// <summary>Small-pool segment size (kSmallBuffer).</summary>
+    public const long SmallBuffer = 2 * ByteSize.MiB;
+    /// <summary>Large requests below this get a <see cref="LargeBuffer"/> segment (kMinLargeAlloc).</summary>
+    public const long MinLargeAlloc = 10 * ByteSize.MiB;
+    /// <summary>Segment size for 1–10 MiB requests (kLargeBuffer).</summary>
+    public const long LargeBuffer = 20 * ByteSize.MiB;
+    /// <summary>Larger requests get segments rounded up to a multiple of this (kRoundLarge).</summary>
+    public const long RoundLarge = 2 * ByteSize.MiB;
+
+    private const int None = -1;
+
+    private readonly Lock _lock = new();
+    private readonly IDeviceMemoryBackend _backend;
+    private readonly bool _ownsBackend;
+    private readonly StatsTracker _stats = new();
+    private readonly ObserverList _observers = new();
+    private readonly long _maxSplit;
+    private readonly long _maxNonSplitRounding;
+    private readonly bool _gcEnabled;
+    private readonly bool _setFraction;
+    private readonly long _allowedMax;
+    private readonly double _gcThreshold;
+
+    private Node[] _nodes = new Node[64];
+    private int _nodeCount;
+    private int _freeNode = None;
+    private SegmentSlot[] _segments = new SegmentSlot[16];
+    private int _segmentCount;
+    private int _freeSegment = None;
+    private int _liveSegments;
+    private int _smallRoot = None;
+    private int _largeRoot = None;
+    private long _smallGcCalls;
+    private long _largeGcCalls;
+    private long _nextId = 1;
+    private uint _rng = 0x9E3779B9;
+    private long _allocatedBytes;
+    private long _reservedBytes;
+    private int[] _scratch = new int[64];
+    private int[] _stack = new int[64];
+    private bool _disposed;
+
+    /// <summary>Creates an allocator over <paramref name="backend"/>.</summary>
+    /// <param name="backend">Where segments come from.</param>
+    /// <param name="settings">Policy settings; null for PyTorch's defaults.</param>
+    /// <param name="ownsBackend">Whether <see cref="Dispose"/> disposes the backend too.</param>
+    public CachingAllocator(IDeviceMemoryBackend backend, AllocatorSettings? settings = null, bool ownsBackend = false)
+    {
+        _backend = backend ?? throw new ArgumentNullException(nameof(backend));
+        Settings = settings ?? AllocatorSettings.Default;
+        Settings.Validate();
+        _ownsBackend = ownsBackend;
+        _maxSplit = Settings.MaxSplitSizeBytes;
+        _maxNonSplitRounding = Settings.MaxNonSplitRoundingBytes;
+        _gcThreshold = Settings.GarbageCollectionThreshold;
+        if (Settings.PerProcessMemoryFraction is { } fraction)
+        {
+            _setFraction = true;
+            _allowedMax = (long)(fraction * backend.GetMemoryInfo().TotalBytes);
+        }
+        _gcEnabled = _setFraction && _gcThreshold > 0;
+    }
+
+    /// <summary>The policy settings.</summary>
+    public AllocatorSettings Settings { get; }
+
+    /// <inheritdoc />
+    public IDeviceMemoryBackend Backend => _backend;
+
+    /// <inheritdoc />
+    public string Name => Settings.ToString() is { Length: > 0 } s ? $"caching({s})" : "caching";
+
+    /// <inheritdoc />
+    public long AllocatedBytes => Volatile.Read(ref _allocatedBytes);
+
+    /// <inheritdoc />
+    public long ReservedBytes => Volatile.Read(ref _reservedBytes);
+
+    /// <summary>Reserved memory limit from <see cref="AllocatorSettings.PerProcessMemoryFraction"/>, or null when unlimited.</summary>
+    public long? AllowedMemoryMaximum => _setFraction ? _allowedMax : null;
+
+    // ---------------------------------------------------------------- policy functions (pure)
+
+    /// <summary>PyTorch's <c>round_size</c>: the size a request of <paramref name="bytes"/> is served with.</summary>
+    public static long RoundSize(long bytes, AllocatorSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        if (bytes < MinBlockSize)
+            return MinBlockSize;
+        int divisions = settings.GetRoundupPower2Divisions(bytes);
+        if (divisions > 1 && bytes > MinBlockSize * divisions)
+            return RoundUpPower2NextDivision(bytes, divisions);
+        return MinBlockSize * ((bytes + MinBlockSize - 1) / MinBlockSize);
+    }
+
+    /// <summary>PyTorch's <c>roundup_power2_next_division</c>: rounds up to the next of <paramref name="divisions"/> equal steps between powers of two (1200, 4 → 1280).</summary>
+    public static long RoundUpPower2NextDivision(long size, int divisions)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
+        if (divisions < 2 || !BitOperations.IsPow2(divisions))
+            throw new ArgumentOutOfRangeException(nameof(divisions), divisions, "Divisions must be a power of two >= 2.");
+        if (BitOperations.IsPow2(size))
+            return size;
+        long floor = 1L << (63 - BitOperations.LeadingZeroCount((ulong)size));
+        long step = floor >> BitOperations.Log2((uint)divisions);
+        if (step == 0)
+            return floor << 1;
+        long roundedFloor = size & ~(step - 1);
+        return roundedFloor == size ? size : roundedFloor + step;
+    }
+
+    /// <summary>PyTorch's <c>get_allocation_size</c>: the segment size requested from the device for a rounded request.</summary>
+    public static long GetAllocationSize(long roundedBytes) =>
+        roundedBytes <= SmallSize ? SmallBuffer
+        : roundedBytes < MinLargeAlloc ? LargeBuffer
+        : RoundLarge * ((roundedBytes + RoundLarge - 1) / RoundLarge);
+
+    /// <summary>Whether a rounded request goes to the small pool (<c>size &lt;= 1 MiB</c>).</summary>
+    public static bool IsSmallPool(long roundedBytes) => roundedBytes <= SmallSize;
+
+    /// <summary>This allocator's <see cref="RoundSize(long, AllocatorSettings)"/>.</summary>
+    public long RoundSize(long bytes) => RoundSize(bytes, Settings);
+
+    // ---------------------------------------------------------------- struct API
+
+    /// <inheritdoc />
+    public BlockHandle AllocateBlock(long bytes, string tag, int stream = 0)
+    {
+        if (!AllocateCore(bytes, tag, stream, out var handle, out var oom))
+            throw oom!;
+        return handle;
+    }
+
+    /// <inheritdoc />
+    public bool TryAllocateBlock(long bytes, string tag, out BlockHandle handle, int stream = 0) =>
+        AllocateCore(bytes, tag, stream, out handle, out _);
+
+    /// <inheritdoc />
+    public void FreeBlock(BlockHandle handle)
+    {
+        long id;
+        IAllocationObserver[] observers;
+        lock (_lock)
+        {
+            if (_disposed)
+                return; // segments were returned with the allocator; a late free has nothing left to do
+            int b = Resolve(handle);
+            id = _nodes[b].Id;
+            FreeCore(b);
+            observers = _observers.Items;
+            foreach (var o in observers)
+                o.OnFree(id);
+        }
+    }
+
+    /// <inheritdoc />
+    public bool IsLive(BlockHandle handle)
+    {
+        lock (_lock)
+            return IsLiveNoLock(handle);
+    }
+
+    /// <inheritdoc />
+    public BlockInfo GetBlockInfo(BlockHandle handle)
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            int b = Resolve(handle);
+            ref Node n = ref _nodes[b];
+            return new BlockInfo(n.Id, n.Address, n.Offset, n.Size, n.Requested, n.Stream, _segments[n.Segment].Segment!, _stats.TagName(n.Tag));
+        }
+    }
+
+    // ---------------------------------------------------------------- class API
+
+    /// <inheritdoc />
+    public DeviceAllocation Allocate(long bytes, string tag)
+    {
+        var handle = AllocateBlock(bytes, tag);
+        return new BlockAllocation(this, handle, GetBlockInfo(handle));
+    }
+
+    /// <inheritdoc />
+    public DeviceBuffer<T> Allocate<T>(long length, string tag) where T : unmanaged
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        long bytes = checked(length * Unsafe.SizeOf<T>());
+        return new DeviceBuffer<T>(Allocate(bytes, tag), length);
+    }
+
+    // ---------------------------------------------------------------- statistics and cache control
+
+    /// <inheritdoc />
+    public AllocatorStatistics GetStatistics()
+    {
+        lock (_lock)
+            return _stats.Snapshot();
+    }
+
+    /// <inheritdoc />
+    public void ResetPeakStats()
+    {
+        lock (_lock)
+            _stats.ResetPeak();
+    }
+
+    /// <inheritdoc />
+    public void ResetAccumulatedStats()
+    {
+        lock (_lock)
+            _stats.ResetAccumulated();
+    }
+
+    /// <inheritdoc />
+    public void EmptyCache()
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            ReleaseCachedBlocks();
+        }
+    }
+
+    /// <summary>Number of live segments.</summary>
+    public int SegmentCount
+    {
+        get { lock (_lock) return _liveSegments; }
+    }
+
+    /// <summary>Segments with their blocks in address order (like <c>torch.cuda.memory_snapshot()</c>); for diagnostics and tests.</summary>
+    public IReadOnlyList<SegmentSnapshot> GetSnapshot()
+    {
+        lock (_lock)
+        {
+            var perSegment = new Dictionary<int, List<BlockSnapshot>>();
+            for (int i = 0; i < _nodeCount; i++)
+            {
+                ref Node n = ref _nodes[i];
+                if (!n.Live)
+                    continue;
+                if (!perSegment.TryGetValue(n.Segment, out var list))
+                    perSegment[n.Segment] = list = [];
+                list.Add(new BlockSnapshot(n.Address, n.Offset, n.Size, n.Allocated ? n.Requested : 0, n.Allocated,
+                    n.Allocated ? n.Id : 0, n.Allocated ? _stats.TagName(n.Tag) : null));
+            }
+            var result = new List<SegmentSnapshot>(perSegment.Count);
+            foreach (var (s, blocks) in perSegment.OrderBy(kv => _segments[kv.Key].Segment!.Address))
+            {
+                blocks.Sort((a, b) => a.Offset.CompareTo(b.Offset));
+                ref SegmentSlot slot = ref _segments[s];
+                result.Add(new SegmentSnapshot(slot.Segment!.Address, slot.Size, slot.Small, slot.Stream, blocks));
+            }
+            return result;
+        }
+    }
+
+    /// <inheritdoc />
+    public IDisposable Subscribe(IAllocationObserver observer) => _observers.Add(observer);
+
+    /// <summary>Returns every segment to the backend (live blocks included) and disposes an owned backend. Later frees are ignored.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+            for (int s = 0; s < _segmentCount; s++)
+            {
+                if (_segments[s].Segment is { } seg)
+                {
+                    _backend.FreeSegment(seg);
+                    _segments[s].Segment = null;
+                }
+            }
+            _liveSegments = 0;
+            Volatile.Write(ref _reservedBytes, 0);
+            Volatile.Write(ref _allocatedBytes, 0);
+        }
+        if (_ownsBackend)
+            _backend.Dispose();
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Name} on {_backend.Name}";
+
+    // ---------------------------------------------------------------- malloc
+
+    private bool AllocateCore(long bytes, string tag, int stream, out BlockHandle handle, out DeviceOutOfMemoryException? oom)
+    {
+        ArgumentNullException.ThrowIfNull(tag);
+        if (bytes < 0)
+            ThrowNegative(bytes);
+        oom = null;
+        IAllocationObserver[] observers;
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            int tagIndex = _stats.TagIndex(tag);
+            long size = RoundSize(bytes, Settings);
+            bool small = size <= SmallSize;
+            long allocSize = GetAllocationSize(size);
+
+            int b = GetFreeBlock(stream, size, small);
+            if (b == None)
+            {
+                if (_gcEnabled)
+                    GarbageCollectCachedBlocks();
+                b = AllocBlock(allocSize, small, stream, isRetry: false);
+                if (b == None && ReleaseAvailableCachedBlocks(stream, size, small))
+                    b = AllocBlock(allocSize, small, stream, isRetry: false);
+                if (b == None)
+                {
+                    ReleaseCachedBlocks();
+                    b = AllocBlock(allocSize, small, stream, isRetry: true);
+                }
+            }
+
+            if (b == None)
+            {
+                _stats.NumOoms++;
+                oom = CreateOom(bytes, allocSize, tag);
+                observers = _observers.Items;
+                handle = default;
+            }
+            else
+            {
+                handle = AllocFoundBlock(b, size, bytes, small, tagIndex);
+                observers = _observers.Items;
+                ref Node n = ref _nodes[b];
+                foreach (var o in observers)
+                    o.OnAlloc(n.Id, n.Size, bytes, tag, stream);
+                return true;
+            }
+        }
+        foreach (var o in observers)
+            o.OnOom(bytes, tag, stream);
+        return false;
+    }
+
+    private int GetFreeBlock(int stream, long size, bool small)
+    {
+        ref int root = ref small ? ref _smallRoot : ref _largeRoot;
+        if (_gcEnabled)
+        {
+            if (small) _smallGcCalls++;
+            else _largeGcCalls++;
+        }
+        int c = LowerBound(root, stream, size);
+        if (c == None || _nodes[c].Stream != stream)
+            return None;
+        long found = _nodes[c].Size;
+        // Oversize blocks are not handed to normal requests.
+        if (size < _maxSplit && found >= _maxSplit)
+            return None;
+        // Oversize requests accept only a near fit.
+        if (size >= _maxSplit && found >= size + _maxNonSplitRounding)
+            return None;
+        root = Remove(root, c);
+        _nodes[c].InPool = false;
+        return c;
+    }
+
+    private BlockHandle AllocFoundBlock(int b, long size, long requested, bool small, int tagIndex)
+    {
+        ref Node blk = ref _nodes[b];
+        bool alreadySplit = blk.Prev != None || blk.Next != None;
+        long remaining = blk.Size - size;
+        bool split = small ? remaining >= MinBlockSize : size < _maxSplit && remaining > SmallSize;
+        if (split)
+        {
+            int r = NewNode();
+            blk = ref _nodes[b]; // NewNode may have grown the array
+            ref Node rem = ref _nodes[r];
+            rem.Size = remaining;
+            rem.Address = blk.Address + size;
+            rem.Offset = blk.Offset + size;
+            rem.Segment = blk.Segment;
+            rem.Stream = blk.Stream;
+            rem.Small = blk.Small;
+            rem.Prev = b;
+            rem.Next = blk.Next;
+            if (rem.Next != None)
+                _nodes[rem.Next].Prev = r;
+            blk.Next = r;
+            blk.Size = size;
+            InsertIntoPool(r);
+            if (alreadySplit)
+                _stats.InactiveSplitChanged(small, 0, -size); // an already-split inactive block shrank by size
+            else
+                _stats.InactiveSplitChanged(small, 1, remaining); // a new inactive split block appeared
+        }
+        else if (alreadySplit)
+        {
+            _stats.InactiveSplitChanged(small, -1, -blk.Size);
+        }
+
+        blk.Allocated = true;
+        blk.Requested = requested;
+        blk.Rounded = size;
+        blk.Tag = tagIndex;
+        blk.Id = _nextId++;
+        _stats.BlockAllocated(small, blk.Size, requested, size, tagIndex, blk.Size >= _maxSplit);
+        Volatile.Write(ref _allocatedBytes, _allocatedBytes + blk.Size);
+        return new BlockHandle(b, blk.Generation);
+    }
+
+    private int AllocBlock(long allocSize, bool small, int stream, bool isRetry)
+    {
+        if (isRetry)
+            _stats.NumAllocRetries++;
+        if (_setFraction && _reservedBytes + allocSize > _allowedMax)
+            return None;
+        if (!_backend.TryAllocateSegment(allocSize, out var segment) || segment is null)
+            return None;
+
+        int s = NewSegmentSlot();
+        ref SegmentSlot slot = ref _segments[s];
+        slot.Segment = segment;
+        slot.Size = allocSize;
+        slot.Small = small;
+        slot.Stream = stream;
+        _liveSegments++;
+
+        int b = NewNode();
+        ref Node n = ref _nodes[b];
+        n.Size = allocSize;
+        n.Address = segment.Address;
+        n.Offset = 0;
+        n.Segment = s;
+        n.Stream = stream;
+        n.Small = small;
+        n.Prev = None;
+        n.Next = None;
+        _stats.SegmentAllocated(small, allocSize, allocSize >= _maxSplit);
+        Volatile.Write(ref _reservedBytes, _reservedBytes + allocSize);
+        return b;
+    }
+
+    // ---------------------------------------------------------------- free
+
+    private void FreeCore(int b)
+    {
+        ref Node blk = ref _nodes[b];
+        bool small = blk.Small;
+        long originalSize = blk.Size;
+        blk.Allocated = false;
+        blk.Generation = NextGeneration(blk.Generation);
+        _stats.BlockFreed(small, originalSize, blk.Requested, blk.Rounded, blk.Tag, originalSize >= _maxSplit);
+        Volatile.Write(ref _allocatedBytes, _allocatedBytes - originalSize);
+
+        long splitCountDelta = 0;
+        long splitBytesDelta = 0;
+        long subsumed = TryMerge(b, _nodes[b].Prev);
+        if (subsumed > 0)
+        {
+            splitCountDelta--;
+            splitBytesDelta -= subsumed;
+        }
+        subsumed = TryMerge(b, _nodes[b].Next);
+        if (subsumed > 0)
+        {
+            splitCountDelta--;
+            splitBytesDelta -= subsumed;
+        }
+        InsertIntoPool(b);
+        ref Node merged = ref _nodes[b];
+        if (merged.Prev != None || merged.Next != None)
+        {
+            splitCountDelta++;
+            splitBytesDelta += merged.Size;
+        }
+        _stats.InactiveSplitChanged(small, splitCountDelta, splitBytesDelta);
+    }
+
+    private long TryMerge(int dst, int src)
+    {
+        if (src == None || _nodes[src].Allocated)
+            return 0;
+        ref Node d = ref _nodes[dst];
+        ref Node s = ref _nodes[src];
+        RemoveFromPool(src);
+        if (d.Prev == src)
+        {
+            d.Address = s.Address;
+            d.Offset = s.Offset;
+            d.Prev = s.Prev;
+            if (d.Prev != None)
+                _nodes[d.Prev].Next = dst;
+        }
+        else
+        {
+            d.Next = s.Next;
+            if (d.Next != None)
+                _nodes[d.Next].Prev = dst;
+        }
+        long size = s.Size;
+        d.Size += size;
+        ReleaseNode(src);
+        return size;
+    }
+
+    // ---------------------------------------------------------------- releasing cached segments
+
+    /// <summary>Frees one cached oversize block big enough, or several oversize blocks from the largest down (PyTorch's release_available_cached_blocks).</summary>
+    private bool ReleaseAvailableCachedBlocks(int stream, long size, bool small)
+    {
+        if (_maxSplit == long.MaxValue)
+            return false;
+        long key = Math.Max(size, _maxSplit);
+        int root = small ? _smallRoot : _largeRoot;
+        int it = LowerBound(root, stream, key);
+        if (it == None || _nodes[it].Stream != stream)
+        {
+            // No single block is large enough: free oversize blocks starting with the largest on this stream.
+            int cur = Predecessor(root, stream, key, 0);
+            if (cur == None)
+                return false;
+            long released = 0;
+            while (cur != None && released < key && _nodes[cur].Size >= _maxSplit && _nodes[cur].Stream == stream)
+            {
+                int next = Predecessor(small ? _smallRoot : _largeRoot, _nodes[cur].Stream, _nodes[cur].Size, _nodes[cur].Address);
+                if (IsUnsplit(cur))
+                {
+                    released += _nodes[cur].Size;
+                    ReleaseBlock(cur);
+                }
+                cur = next;
+            }
+            return released >= key;
+        }
+        if (!IsUnsplit(it))
+            return false;
+        ReleaseBlock(it);
+        return true;
+    }
+
+    /// <summary>Frees every unsplit cached block of both pools (PyTorch's release_cached_blocks / empty_cache).</summary>
+    private void ReleaseCachedBlocks()
+    {
+        ReleaseUnsplit(ref _smallRoot);
+        ReleaseUnsplit(ref _largeRoot);
+    }
+
+    private void ReleaseUnsplit(ref int root)
+    {
+        int count = CollectInOrder(root);
+        for (int i = 0; i < count; i++)
+        {
+            int b = _scratch[i];
+            if (IsUnsplit(b))
+                ReleaseBlock(b);
+        }
+    }
+
+    /// <summary>PyTorch's garbage_collect_cached_blocks: frees old unsplit large blocks until reserved is back under the threshold.</summary>
+    private void GarbageCollectCachedBlocks()
+    {
+        long gcThreshold = (long)(_gcThreshold * _allowedMax);
+        if (_reservedBytes <= gcThreshold)
+            return;
+        long target = _reservedBytes - gcThreshold;
+        long reclaimed = 0;
+        long totalAge = 0;
+        long freeable = 0;
+        int count = CollectInOrder(_largeRoot);
+        for (int i = 0; i < count; i++)
+        {
+            int b = _scratch[i];
+            if (IsUnsplit(b))
+            {
+                totalAge += _largeGcCalls - _nodes[b].GcBase;
+                freeable++;
+            }
+        }
+        if (freeable == 0)
+            return;
+        bool freed = true;
+        while (reclaimed < target && freed && freeable > 0)
+        {
+            double ageThreshold = (double)totalAge / freeable;
+            freed = false;
+            count = CollectInOrder(_largeRoot);
+            for (int i = 0; i < count; i++)
+            {
+                int b = _scratch[i];
+                long age = _largeGcCalls - _nodes[b].GcBase;
+                if (IsUnsplit(b) && age >= ageThreshold)
+                {
+                    freed = true;
+                    reclaimed += _nodes[b].Size;
+                    totalAge -= age;
+                    freeable--;
+                    ReleaseBlock(b);
+                }
+            }
+        }
+    }
+
+    private void ReleaseBlock(int b)
+    {
+        ref Node n = ref _nodes[b];
+        Debug.Assert(!n.Allocated && n.Prev == None && n.Next == None);
+        RemoveFromPool(b);
+        int s = n.Segment;
+        ref SegmentSlot slot = ref _segments[s];
+        _backend.FreeSegment(slot.Segment!);
+        _stats.SegmentFreed(n.Small, n.Size, n.Size >= _maxSplit);
+        Volatile.Write(ref _reservedBytes, _reservedBytes - n.Size);
+        slot.Segment = null;
+        slot.NextFree = _freeSegment;
+        _freeSegment = s;
+        _liveSegments--;
+        ReleaseNode(b);
+    }
+
+    private bool IsUnsplit(int b) => _nodes[b].Prev == None && _nodes[b].Next == None;
+
+    // ---------------------------------------------------------------- OOM message
+
+    private DeviceOutOfMemoryException CreateOom(long requested, long allocSize, string tag)
+    {
+        var info = _backend.GetMemoryInfo();
+        long reservedUnallocated = _reservedBytes - _allocatedBytes;
+        string advice;
+        if (_setFraction && _reservedBytes + allocSize > _allowedMax)
+            advice = $"The per-process limit of {ByteSize.Format(_allowedMax)} (per_process_memory_fraction) was reached; raise it or free tensors.";
+        else if (_maxSplit == long.MaxValue && reservedUnallocated >= Math.Max(allocSize, info.TotalBytes / 20))
+            advice = $"{ByteSize.Format(reservedUnallocated)} is reserved but unallocated (fragmentation). If reserved but unallocated memory is large, " +
+                     "try setting max_split_size_mb (e.g. AllocatorSettings.Parse(\"max_split_size_mb:128\"), PYTORCH_CUDA_ALLOC_CONF syntax) to avoid fragmentation.";
+        else if (reservedUnallocated >= Math.Max(allocSize, info.TotalBytes / 20))
+            advice = $"{ByteSize.Format(reservedUnallocated)} is reserved but unallocated (split-segment fragmentation); a smaller max_split_size_mb " +
+                     "or freeing long-lived small tensors earlier may help.";
+        else
+            advice = "Free tensors that are no longer needed, or lower the resolution / batch size.";
+        return new DeviceOutOfMemoryException(requested, _allocatedBytes, _reservedBytes, info.FreeBytes, info.TotalBytes, tag, advice);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowNegative(long bytes) =>
+        throw new ArgumentOutOfRangeException(nameof(bytes), bytes, "Allocation size must be >= 0 bytes.");
+
+    // ---------------------------------------------------------------- handles and node pool
+
+    private bool IsLiveNoLock(BlockHandle h) =>
+        !_disposed && h.Generation != 0 && (uint)h.Index < (uint)_nodeCount && _nodes[h.Index].Generation == h.Generation && _nodes[h.Index].Allocated;
+
+    private int Resolve(BlockHandle h)
+    {
+        if (!IsLiveNoLock(h))
+            ThrowStale(h);
+        return h.Index;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowStale(BlockHandle h) =>
+        throw new ObjectDisposedException(h.ToString(),
+            h.Generation == 0 ? "The block handle was never issued by an allocator." : "The device block was already freed (double free or use after free).");
+
+    private static int NextGeneration(int g) => g == int.MaxValue ? 1 : g + 1;
+
+    private int NewNode()
+    {
+        int i;
+        if (_freeNode != None)
+        {
+            i = _freeNode;
+            _freeNode = _nodes[i].Left;
+        }
+        else
+        {
+            if (_nodeCount == _nodes.Length)
+                Array.Resize(ref _nodes, _nodes.Length * 2);
+            i = _nodeCount++;
+            _nodes[i].Generation = 1;
+        }
+        ref Node n = ref _nodes[i];
+        int gen = n.Generation;
+        n = default;
+        n.Generation = gen;
+        n.Live = true;
+        n.Left = None;
+        n.Right = None;
+        n.Prev = None;
+        n.Next = None;
+        _rng ^= _rng << 13;
+        _rng ^= _rng >> 17;
+        _rng ^= _rng << 5;
+        n.Priority = _rng;
+        return i;
+    }
+
+    private void ReleaseNode(int i)
+    {
+        ref Node n = ref _nodes[i];
+        n.Live = false;
+        n.Generation = NextGeneration(n.Generation);
+        n.Left = _freeNode;
+        _freeNode = i;
+    }
+
+    private int NewSegmentSlot()
+    {
+        if (_freeSegment != None)
+        {
+            int s = _freeSegment;
+            _freeSegment = _segments[s].NextFree;
+            return s;
+        }
+        if (_segmentCount == _segments.Length)
+            Array.Resize(ref _segments, _segments.Length * 2);
+        return _segmentCount++;
+    }
+
+    // ---------------------------------------------------------------- free-block treaps ordered by (stream, size, address)
+
+    private void InsertIntoPool(int b)
+    {
+        ref Node n = ref _nodes[b];
+        n.InPool = true;
+        n.Left = None;
+        n.Right = None;
+        if (n.Small)
+        {
+            n.GcBase = _smallGcCalls;
+            _smallRoot = Insert(_smallRoot, b);
+        }
+        else
+        {
+            n.GcBase = _largeGcCalls;
+            _largeRoot = Insert(_largeRoot, b);
+        }
+    }
+
+    private void RemoveFromPool(int b)
+    {
+        ref Node n = ref _nodes[b];
+        if (!n.InPool)
+            return;
+        n.InPool = false;
+        if (n.Small)
+            _smallRoot = Remove(_smallRoot, b);
+        else
+            _largeRoot = Remove(_largeRoot, b);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Less(int a, int b)
+    {
+        ref Node x = ref _nodes[a];
+        ref Node y = ref _nodes[b];
+        if (x.Stream != y.Stream) return x.Stream < y.Stream;
+        if (x.Size != y.Size) return x.Size < y.Size;
+        return x.Address < y.Address;
+    }
+
+    private int Insert(int t, int x)
+    {
+        if (t == None)
+            return x;
+        if (_nodes[x].Priority > _nodes[t].Priority)
+        {
+            Split(t, x, out int l, out int r);
+            _nodes[x].Left = l;
+            _nodes[x].Right = r;
+            return x;
+        }
+        if (Less(x, t))
+            _nodes[t].Left = Insert(_nodes[t].Left, x);
+        else
+            _nodes[t].Right = Insert(_nodes[t].Right, x);
+        return t;
+    }
+
+    /// <summary>Splits <paramref name="t"/> into keys below <paramref name="x"/>'s key and keys above it.</summary>
+    private void Split(int t, int x, out int l, out int r)
+    {
+        if (t == None)
+        {
+            l = r = None;
+            return;
+        }
+        if (Less(t, x))
+        {
+            Split(_nodes[t].Right, x, out int rl, out r);
+            _nodes[t].Right = rl;
+            l = t;
+        }
+        else
+        {
+            Split(_nodes[t].Left, x, out l, out int lr);
+            _nodes[t].Left = lr;
+            r = t;
+        }
+    }
+
+    private int Remove(int t, int x)
+    {
+        if (t == x)
+            return Merge(_nodes[t].Left, _nodes[t].Right);
+        if (Less(x, t))
+            _nodes[t].Left = Remove(_nodes[t].Left, x);
+        else
+            _nodes[t].Right = Remove(_nodes[t].Right, x);
+        return t;
+    }
+
+    private int Merge(int a, int b)
+    {
+        if (a == None) return b;
+        if (b == None) return a;
+        if (_nodes[a].Priority > _nodes[b].Priority)
+        {
+            _nodes[a].Right = Merge(_nodes[a].Right, b);
+            return a;
+        }
+        _nodes[b].Left = Merge(a, _nodes[b].Left);
+        return b;
+    }
+
+    /// <summary>The first block with key &gt;= (stream, size, 0), or None.</summary>
+    private int LowerBound(int t, int stream, long size)
+    {
+        int best = None;
+        while (t != None)
+        {
+            ref Node n = ref _nodes[t];
+            if (n.Stream > stream || (n.Stream == stream && n.Size >= size))
+            {
+                best = t;
+                t = n.Left;
+            }
+            else
+            {
+                t = n.Right;
+            }
+        }
+        return best;
+    }
+
+    /// <summary>The last block with key &lt; (stream, size, address), or None.</summary>
+    private int Predecessor(int t, int stream, long size, long address)
+    {
+        int best = None;
+        while (t != None)
+        {
+            ref Node n = ref _nodes[t];
+            bool less = n.Stream != stream ? n.Stream < stream : n.Size != size ? n.Size < size : n.Address < address;
+            if (less)
+            {
+                best = t;
+                t = n.Right;
+            }
+            else
+            {
+                t = n.Left;
+            }
+        }
+        return best;
+    }
+
+    /// <summary>Writes the pool's blocks in key order into <see cref="_scratch"/>; returns the count.</summary>
+    private int CollectInOrder(int root)
+    {
+        int count = 0;
+        int sp = 0;
+        int t = root;
+        while (t != None || sp > 0)
+        {
+            while (t != None)
+            {
+                if (sp == _stack.Length)
+                    Array.Resize(ref _stack, sp * 2);
+                _stack[sp++] = t;
+                t = _nodes[t].Left;
+            }
+            t = _stack[--sp];
+            if (count == _scratch.Length)
+                Array.Resize(ref _scratch, count * 2);
+            _scratch[count++] = t;
+            t = _nodes[t].Right;
+        }
+        return count;
+    }
+
+    private struct Node
+    {
+        public long Size;
+        public long Address;
+        public long Offset;
+        public long Requested;
+        public long Rounded;
+        public long Id;
+        public long GcBase;
+        public int Segment;
+        public int Prev;
+        public int Next;
+        public int Left;   // treap child; also the free-list link of recycled nodes
+        public int Right;
+        public int Stream;
+        public int Tag;
+        public int Generation;
+        public uint Priority;
+        public bool Allocated;
+        public bool Small;
+        public bool InPool;
+        public bool Live;
+    }
+
+    private struct SegmentSlot
+    {
+        public DeviceSegment? Segment;
+        public long Size;
+        public int NextFree;
+        public int Stream;
+        public bool Small;
+    }
+}

@@ -1,0 +1,245 @@
+namespace ZImage.Runtime.Memory;
+
+/// <summary>A mutable statistic (PyTorch's <c>Stat</c>).</summary>
+internal struct Stat
+{
+    public long Current;
+    public long Peak;
+    public long Allocated;
+    public long Freed;
+
+    public void Increase(long n)
+    {
+        Current += n;
+        Allocated += n;
+        if (Current > Peak)
+            Peak = Current;
+    }
+
+    public void Decrease(long n)
+    {
+        Current -= n;
+        Freed += n;
+    }
+
+    public void ResetPeak() => Peak = Current;
+
+    public void ResetAccumulated()
+    {
+        Allocated = 0;
+        Freed = 0;
+    }
+
+    public readonly StatValue Snapshot() => new(Current, Peak, Allocated, Freed);
+}
+
+/// <summary>The statistics of one pool selection; the allocator updates <c>all</c> and the block's pool.</summary>
+internal struct PoolStats
+{
+    public Stat Allocation, Segment, Active, InactiveSplit, AllocatedBytes, ReservedBytes, ActiveBytes, InactiveSplitBytes, RequestedBytes, RoundedBytes;
+
+    public void ResetPeak()
+    {
+        Allocation.ResetPeak(); Segment.ResetPeak(); Active.ResetPeak(); InactiveSplit.ResetPeak(); AllocatedBytes.ResetPeak();
+        ReservedBytes.ResetPeak(); ActiveBytes.ResetPeak(); InactiveSplitBytes.ResetPeak(); RequestedBytes.ResetPeak(); RoundedBytes.ResetPeak();
+    }
+
+    public void ResetAccumulated()
+    {
+        Allocation.ResetAccumulated(); Segment.ResetAccumulated(); Active.ResetAccumulated(); InactiveSplit.ResetAccumulated();
+        AllocatedBytes.ResetAccumulated(); ReservedBytes.ResetAccumulated(); ActiveBytes.ResetAccumulated();
+        InactiveSplitBytes.ResetAccumulated(); RequestedBytes.ResetAccumulated(); RoundedBytes.ResetAccumulated();
+    }
+
+    public readonly PoolStatistics Snapshot() => new(
+        Allocation.Snapshot(), Segment.Snapshot(), Active.Snapshot(), InactiveSplit.Snapshot(), AllocatedBytes.Snapshot(),
+        ReservedBytes.Snapshot(), ActiveBytes.Snapshot(), InactiveSplitBytes.Snapshot(), RequestedBytes.Snapshot(), RoundedBytes.Snapshot());
+}
+
+/// <summary>Per-tag counters.</summary>
+internal struct TagStats
+{
+    public Stat Allocation, AllocatedBytes, RequestedBytes;
+}
+
+/// <summary>
+/// All counters of an allocator, with PyTorch's update points. Not thread-safe: the owner holds its lock. Tag lookup
+/// allocates only the first time a tag is seen (reference-equal tags skip the dictionary).
+/// </summary>
+internal sealed class StatsTracker
+{
+    public PoolStats All, Small, Large;
+    public Stat OversizeAllocations, OversizeSegments;
+    public long NumAllocRetries, NumOoms, NumDeviceAlloc, NumDeviceFree;
+
+    private readonly Dictionary<string, int> _tagIndex = new(StringComparer.Ordinal);
+    private string[] _tagNames = new string[8];
+    private TagStats[] _tags = new TagStats[8];
+    private int _tagCount;
+    private string? _lastTag;
+    private int _lastTagIndex;
+
+    public ref PoolStats Pool(bool small) => ref small ? ref Small : ref Large;
+
+    public int TagIndex(string tag)
+    {
+        if (ReferenceEquals(tag, _lastTag))
+            return _lastTagIndex;
+        if (!_tagIndex.TryGetValue(tag, out int index))
+            index = AddTag(tag);
+        _lastTag = tag;
+        _lastTagIndex = index;
+        return index;
+    }
+
+    public string TagName(int index) => _tagNames[index];
+
+    public void SegmentAllocated(bool small, long size, bool oversize)
+    {
+        NumDeviceAlloc++;
+        All.Segment.Increase(1);
+        All.ReservedBytes.Increase(size);
+        ref var p = ref Pool(small);
+        p.Segment.Increase(1);
+        p.ReservedBytes.Increase(size);
+        if (oversize)
+            OversizeSegments.Increase(1);
+    }
+
+    public void SegmentFreed(bool small, long size, bool oversize)
+    {
+        NumDeviceFree++;
+        All.Segment.Decrease(1);
+        All.ReservedBytes.Decrease(size);
+        ref var p = ref Pool(small);
+        p.Segment.Decrease(1);
+        p.ReservedBytes.Decrease(size);
+        if (oversize)
+            OversizeSegments.Decrease(1);
+    }
+
+    public void BlockAllocated(bool small, long size, long requested, long rounded, int tag, bool oversize)
+    {
+        Add(ref All, size, requested, rounded);
+        Add(ref Pool(small), size, requested, rounded);
+        if (oversize)
+            OversizeAllocations.Increase(1);
+        ref var t = ref _tags[tag];
+        t.Allocation.Increase(1);
+        t.AllocatedBytes.Increase(size);
+        t.RequestedBytes.Increase(requested);
+
+        static void Add(ref PoolStats p, long size, long requested, long rounded)
+        {
+            p.Allocation.Increase(1);
+            p.AllocatedBytes.Increase(size);
+            p.Active.Increase(1);
+            p.ActiveBytes.Increase(size);
+            p.RequestedBytes.Increase(requested);
+            p.RoundedBytes.Increase(rounded);
+        }
+    }
+
+    public void BlockFreed(bool small, long size, long requested, long rounded, int tag, bool oversize)
+    {
+        Sub(ref All, size, requested, rounded);
+        Sub(ref Pool(small), size, requested, rounded);
+        if (oversize)
+            OversizeAllocations.Decrease(1);
+        ref var t = ref _tags[tag];
+        t.Allocation.Decrease(1);
+        t.AllocatedBytes.Decrease(size);
+        t.RequestedBytes.Decrease(requested);
+
+        static void Sub(ref PoolStats p, long size, long requested, long rounded)
+        {
+            p.Allocation.Decrease(1);
+            p.AllocatedBytes.Decrease(size);
+            p.Active.Decrease(1);
+            p.ActiveBytes.Decrease(size);
+            p.RequestedBytes.Decrease(requested);
+            p.RoundedBytes.Decrease(rounded);
+        }
+    }
+
+    public void InactiveSplitChanged(bool small, long countDelta, long bytesDelta)
+    {
+        Change(ref All.InactiveSplit, countDelta);
+        Change(ref All.InactiveSplitBytes, bytesDelta);
+        ref var p = ref Pool(small);
+        Change(ref p.InactiveSplit, countDelta);
+        Change(ref p.InactiveSplitBytes, bytesDelta);
+
+        static void Change(ref Stat s, long delta)
+        {
+            if (delta > 0)
+                s.Increase(delta);
+            else if (delta < 0)
+                s.Decrease(-delta);
+        }
+    }
+
+    public void ResetPeak()
+    {
+        All.ResetPeak();
+        Small.ResetPeak();
+        Large.ResetPeak();
+        OversizeAllocations.ResetPeak();
+        OversizeSegments.ResetPeak();
+        for (int i = 0; i < _tagCount; i++)
+        {
+            _tags[i].Allocation.ResetPeak();
+            _tags[i].AllocatedBytes.ResetPeak();
+            _tags[i].RequestedBytes.ResetPeak();
+        }
+    }
+
+    public void ResetAccumulated()
+    {
+        All.ResetAccumulated();
+        Small.ResetAccumulated();
+        Large.ResetAccumulated();
+        OversizeAllocations.ResetAccumulated();
+        OversizeSegments.ResetAccumulated();
+        NumAllocRetries = NumOoms = NumDeviceAlloc = NumDeviceFree = 0;
+        for (int i = 0; i < _tagCount; i++)
+        {
+            _tags[i].Allocation.ResetAccumulated();
+            _tags[i].AllocatedBytes.ResetAccumulated();
+            _tags[i].RequestedBytes.ResetAccumulated();
+        }
+    }
+
+    public AllocatorStatistics Snapshot()
+    {
+        var tags = new Dictionary<string, TagStatistics>(_tagCount, StringComparer.Ordinal);
+        for (int i = 0; i < _tagCount; i++)
+            tags[_tagNames[i]] = new TagStatistics(_tagNames[i], _tags[i].Allocation.Snapshot(), _tags[i].AllocatedBytes.Snapshot(), _tags[i].RequestedBytes.Snapshot());
+        return new AllocatorStatistics
+        {
+            All = All.Snapshot(),
+            SmallPool = Small.Snapshot(),
+            LargePool = Large.Snapshot(),
+            OversizeAllocations = OversizeAllocations.Snapshot(),
+            OversizeSegments = OversizeSegments.Snapshot(),
+            NumAllocRetries = NumAllocRetries,
+            NumOoms = NumOoms,
+            NumDeviceAlloc = NumDeviceAlloc,
+            NumDeviceFree = NumDeviceFree,
+            Tags = tags.AsReadOnly(),
+        };
+    }
+
+    private int AddTag(string tag)
+    {
+        if (_tagCount == _tags.Length)
+        {
+            Array.Resize(ref _tags, _tagCount * 2);
+            Array.Resize(ref _tagNames, _tagCount * 2);
+        }
+        int index = _tagCount++;
+        _tagNames[index] = tag;
+        _tagIndex[tag] = index;
+        return index;
+    }
+}
