@@ -4,11 +4,10 @@ using ILGPU.Runtime;
 namespace ZImage.Kernels;
 
 /// <summary>
-/// Small model-specific kernels the text encoder and VAE decoder need and no other family provides: a 2-D transpose
-/// (the VAE mid-block attention moves between channel-major <c>[C, H·W]</c> and token-major <c>[H·W, C]</c>) and the
-/// latent de-normalisation <c>y = x / divisor + addend</c>. The transpose has a GPU variant (32×32 shared-memory
-/// tiles, so both the reads and the writes are coalesced) and a portable variant (a few threads, each looping over a
-/// contiguous chunk of the output); the elementwise op is one kernel launched with a variant-specific shape.
+/// Model-specific kernels the VAE decoder needs and no other family provides: a 2-D transpose (the mid-block
+/// attention moves between channel-major <c>[C, H·W]</c> and token-major <c>[H·W, C]</c>). GPU variant: 32×32
+/// shared-memory tiles, so both the reads and the writes are coalesced; portable variant: a few threads, each looping
+/// over a contiguous chunk of the output.
 /// </summary>
 public sealed class ModelKernels
 {
@@ -21,7 +20,6 @@ public sealed class ModelKernels
     private readonly KernelContext _context;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _transposeChunked;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int>? _transposeTiled;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, float, float, int, int> _divideAdd;
 
     /// <summary>Loads (JIT-compiles) the kernels for <paramref name="context"/>'s accelerator and variant.</summary>
     public ModelKernels(KernelContext context)
@@ -31,7 +29,6 @@ public sealed class ModelKernels
         _transposeChunked = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(TransposeChunkedKernel);
         if (context.Variant == KernelVariant.Gpu)
             _transposeTiled = acc.LoadKernel<ArrayView<float>, ArrayView<float>, int, int>(TransposeTiledKernel);
-        _divideAdd = acc.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, float, float, int, int>(DivideAddKernel);
     }
 
     /// <summary>
@@ -55,25 +52,6 @@ public sealed class ModelKernels
         int threads = (int)Math.Min(n, _context.PortableChunks);
         int chunk = (int)((n + threads - 1) / threads);
         _transposeChunked(_context.Stream, threads, x, y, rows, cols, chunk);
-    }
-
-    /// <summary>y[i] = x[i] / <paramref name="divisor"/> + <paramref name="addend"/> for i &lt; <paramref name="length"/> (float32, division not a reciprocal multiply). x and y may alias.</summary>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Output.</param>
-    /// <param name="divisor">Divisor (non-zero, finite).</param>
-    /// <param name="addend">Added after the division.</param>
-    /// <param name="length">Element count (≥ 1).</param>
-    public void DivideAdd(ArrayView<float> x, ArrayView<float> y, float divisor, float addend, int length)
-    {
-        if (length < 1) throw new ArgumentOutOfRangeException(nameof(length), length, "Length must be at least 1.");
-        if (x.Length < length || y.Length < length)
-            throw new ArgumentException($"Views of {x.Length} and {y.Length} elements are shorter than length {length}.", nameof(length));
-        if (divisor == 0f || !float.IsFinite(divisor))
-            throw new ArgumentOutOfRangeException(nameof(divisor), divisor, "The divisor must be finite and non-zero.");
-        // A GPU wants one thread per element (coalesced); the CPU simulator wants a few threads looping over chunks.
-        int threads = _context.Variant == KernelVariant.Gpu ? length : Math.Min(length, _context.PortableChunks);
-        int chunk = (length + threads - 1) / threads;
-        _divideAdd(_context.Stream, threads, x, y, divisor, addend, length, chunk);
     }
 
     private static long CheckSizes(ArrayView<float> x, ArrayView<float> y, int rows, int cols)
@@ -126,12 +104,5 @@ public sealed class ModelKernels
             int outCol = tileRow + tx; // a row of x
             if (outRow < cols && outCol < rows) y[outRow * rows + outCol] = tile[tx * TileStride + j];
         }
-    }
-
-    private static void DivideAddKernel(Index1D t, ArrayView<float> x, ArrayView<float> y, float divisor, float addend, int n, int chunk)
-    {
-        int start = t * chunk;
-        int end = start + chunk < n ? start + chunk : n;
-        for (int i = start; i < end; i++) y[i] = x[i] / divisor + addend;
     }
 }

@@ -71,44 +71,6 @@ public sealed class ModelKernelsTests(ModelKernelsFixture fx) : IClassFixture<Mo
         for (int i = n; i < n + 7; i++) Assert.True(float.IsNaN(y[i]), $"Element {i} past the end was written.");
     }
 
-    [Theory]
-    [InlineData(false, 1)]
-    [InlineData(false, 1000)]
-    [InlineData(true, 1)]
-    [InlineData(true, 333)]
-    public void DivideAddMatchesFloat32Division(bool gpu, int length)
-    {
-        var acc = gpu ? fx.GpuShaped : fx.Portable;
-        var kernels = gpu ? fx.GpuKernels : fx.PortableKernels;
-        var rng = new Random(length);
-        float[] x = new float[length];
-        for (int i = 0; i < length; i++) x[i] = (float)(rng.NextDouble() * 6 - 3);
-        using var xb = acc.Allocate1D(x);
-        using var yb = acc.Allocate1D(Enumerable.Repeat(float.NaN, length + 3).ToArray());
-
-        kernels.DivideAdd(xb.View, yb.View, 0.3611f, 0.1159f, length);
-        acc.Synchronize();
-        float[] y = yb.GetAsArray1D();
-
-        for (int i = 0; i < length; i++)
-        {
-            // float64 reference; the kernel divides in float32, so it is within one rounding of each step.
-            double expected = x[i] / 0.3611 + 0.1159;
-            Assert.True(Math.Abs(y[i] - expected) <= 1e-6 * Math.Max(1, Math.Abs(expected)), $"y[{i}] = {y[i]}, expected {expected}.");
-            // And it is exactly the float32 expression the reference pipeline evaluates.
-            Assert.Equal(x[i] / 0.3611f + 0.1159f, y[i]);
-        }
-        for (int i = length; i < length + 3; i++) Assert.True(float.IsNaN(y[i]));
-    }
-
-    [Fact]
-    public void DivideAddRejectsZeroDivisor()
-    {
-        using var xb = fx.Portable.Allocate1D<float>(4);
-        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => fx.PortableKernels.DivideAdd(xb.View, xb.View, 0f, 1f, 4));
-        Assert.Equal("divisor", ex.ParamName);
-    }
-
     [Fact]
     public void Transpose2dRejectsShortViews()
     {

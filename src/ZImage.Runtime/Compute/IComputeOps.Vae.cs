@@ -22,12 +22,6 @@ public partial interface IComputeOps
     /// whose remaining dimensions multiply to C, e.g. <c>[C,H,W]</c> → <c>[H·W,C]</c>). x and y must not alias.
     /// </summary>
     void Transpose2d(Tensor x, Tensor y);
-
-    /// <summary>
-    /// Latent de-normalisation y = x / <paramref name="scale"/> + <paramref name="shift"/> (float32 division, as the
-    /// reference's <c>latents / scaling_factor + shift_factor</c>). x and y may alias.
-    /// </summary>
-    void ScaleShift(Tensor x, float scale, float shift, Tensor y);
 }
 
 /// <summary>Shape and dtype checks of the VAE ops, shared by the kernel and planning implementations.</summary>
@@ -70,14 +64,6 @@ internal static class VaeOpValidation
             OpValidation.Throw($"y must have {cols} rows (x {OpValidation.Fmt(x)} transposed) but is {OpValidation.Fmt(y)}.", nameof(y));
         NoAlias(x, nameof(x), y, nameof(y));
         return (rows, (int)cols);
-    }
-
-    public static void ScaleShift(Tensor x, float scale, float shift, Tensor y)
-    {
-        OpValidation.Unary(x, y);
-        if (scale == 0f || !float.IsFinite(scale))
-            throw new ArgumentOutOfRangeException(nameof(scale), scale, "scale must be finite and non-zero.");
-        OpValidation.Finite(shift, nameof(shift));
     }
 
     private static void NoAlias(Tensor a, string aName, Tensor b, string bName)

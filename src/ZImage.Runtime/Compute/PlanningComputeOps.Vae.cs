@@ -10,7 +10,4 @@ public sealed partial class PlanningComputeOps
 
     /// <inheritdoc />
     public void Transpose2d(Tensor x, Tensor y) => VaeOpValidation.Transpose2d(x, y);
-
-    /// <inheritdoc />
-    public void ScaleShift(Tensor x, float scale, float shift, Tensor y) => VaeOpValidation.ScaleShift(x, scale, shift, y);
 }

@@ -99,7 +99,7 @@ public sealed class VaeDecoder
         Tensor x;
         using (var z = _context.Empty(tag, Config.LatentChannels, hl, wl))
         {
-            ops.ScaleShift(latents.Reshape(Config.LatentChannels, hl, wl), (float)Config.ScalingFactor, (float)Config.ShiftFactor, z);
+            ops.DenormalizeLatents(latents.Reshape(Config.LatentChannels, hl, wl), (float)Config.ScalingFactor, (float)Config.ShiftFactor, z);
             x = _convIn.Apply(_context, z);
         }
 
