@@ -1,5 +1,6 @@
 using ZImage.Runtime.Compute;
 using ZImage.Runtime.Memory;
+using ZImage.Runtime.Models.Configuration;
 
 namespace ZImage.Runtime.Models.TextEncoder;
 
