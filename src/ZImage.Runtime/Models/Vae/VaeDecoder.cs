@@ -18,9 +18,10 @@ public sealed class VaeDecoder
     public const string DefaultKeyPrefix = "decoder.";
 
     /// <summary>GroupNorm epsilon of every norm in the diffusers decoder (hard-coded there, not in the config).</summary>
-    public const float GroupNormEps = 1e-6f;
+    public const float GroupNormEps = (float)VaeConfig.GroupNormEps;
 
     private readonly ComputeContext _context;
+    private readonly Conv? _postQuantConv;
     private readonly Conv _convIn;
     private readonly Resnet _midResnet0;
     private readonly Attention? _midAttention;
@@ -49,6 +50,12 @@ public sealed class VaeDecoder
 
         int[] channels = config.BlockOutChannels.Reverse().ToArray();
         int top = channels[0];
+        if (config.UsePostQuantConv)
+        {
+            // post_quant_conv sits beside the decoder in AutoencoderKL (key "post_quant_conv", not "decoder.…").
+            string root = keyPrefix.EndsWith(DefaultKeyPrefix, StringComparison.Ordinal) ? keyPrefix[..^DefaultKeyPrefix.Length] : "";
+            _postQuantConv = Conv.Load(weights, root + "post_quant_conv", config.LatentChannels, config.LatentChannels, 1);
+        }
         _convIn = Conv.Load(weights, keyPrefix + "conv_in", top, config.LatentChannels, 3);
         _midResnet0 = Resnet.Load(weights, keyPrefix + "mid_block.resnets.0", top, top);
         _midAttention = config.MidBlockAddAttention ? Attention.Load(weights, keyPrefix + "mid_block.attentions.0", top) : null;
@@ -85,7 +92,8 @@ public sealed class VaeDecoder
     public int UpscaleFactor { get; }
 
     /// <summary>
-    /// Decodes latents: applies <c>z / scaling_factor + shift_factor</c>, then the decoder.
+    /// Decodes latents: applies <c>z / scaling_factor + shift_factor</c>, then <c>post_quant_conv</c> when the config
+    /// enables it (not in Z-Image's VAE), then the decoder.
     /// </summary>
     /// <param name="latents">F32 <c>[C,Hl,Wl]</c> with C = <c>latent_channels</c> (also accepted: <c>[1,C,Hl,Wl]</c> and <c>[C,1,Hl,Wl]</c>, same memory layout). Not modified or disposed.</param>
     /// <returns>The image <c>[out_channels, f·Hl, f·Wl]</c> F32 before clamping (roughly −1..1), tag <see cref="AllocationTags.Vae"/>; the caller disposes it.</returns>
@@ -100,8 +108,16 @@ public sealed class VaeDecoder
         Tensor x;
         using (var z = _context.Empty(tag, Config.LatentChannels, hl, wl))
         {
-            ops.DenormalizeLatents(latents.Reshape(Config.LatentChannels, hl, wl), (float)Config.ScalingFactor, (float)Config.ShiftFactor, z);
-            x = _convIn.Apply(_context, z);
+            ops.DenormalizeLatents(latents.Reshape(Config.LatentChannels, hl, wl), (float)Config.ScalingFactor, (float)Config.EffectiveShiftFactor, z);
+            if (_postQuantConv is null)
+            {
+                x = _convIn.Apply(_context, z);
+            }
+            else
+            {
+                using var pq = _postQuantConv.Apply(_context, z);
+                x = _convIn.Apply(_context, pq);
+            }
         }
 
         x = _midResnet0.Apply(_context, x, Groups);
@@ -168,7 +184,7 @@ public sealed class VaeDecoder
             throw new ArgumentOutOfRangeException("out_channels", c.OutChannels, "out_channels must be ≥ 1.");
         if (!(c.ScalingFactor != 0) || !double.IsFinite(c.ScalingFactor))
             throw new ArgumentOutOfRangeException("scaling_factor", c.ScalingFactor, "scaling_factor must be finite and non-zero.");
-        if (!double.IsFinite(c.ShiftFactor))
+        if (!double.IsFinite(c.EffectiveShiftFactor))
             throw new ArgumentOutOfRangeException("shift_factor", c.ShiftFactor, "shift_factor must be finite.");
     }
 
