@@ -18,9 +18,11 @@ internal static class TextEncoderOpValidation
     public static (int S, int Hq, int Hk, int Dh) RopeRotateHalf(Tensor q, Tensor k, Tensor cos, Tensor sin)
     {
         var (s, hq, dh) = Table(q, cos, sin, nameof(q));
-        var (sk, hk, dhk) = Table(k, cos, sin, nameof(k));
-        if (sk != s || dhk != dh)
+        OpValidation.F32(k, nameof(k));
+        OpValidation.Rank(k, 3, nameof(k));
+        if (k.Shape[0] != s || k.Shape[2] != dh)
             OpValidation.Throw($"k {OpValidation.Fmt(k)} must have the tokens and head dim of q {OpValidation.Fmt(q)}.", nameof(k));
+        int hk = k.Shape[1];
         if (ReferenceEquals(q.Allocation, k.Allocation) && q.ElementOffset == k.ElementOffset)
             OpValidation.Throw("q and k must be different tensors (both are rotated in place).", nameof(k));
         return (s, hq, hk, dh);

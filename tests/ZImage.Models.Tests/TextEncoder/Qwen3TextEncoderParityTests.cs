@@ -24,7 +24,7 @@ public sealed class Qwen3TextEncoderParityTests(ComputeFixture fixture, ITestOut
         var c = ReferenceCases.Get(caseName);
         int[] ids = c.LoadInt32("input_ids").Data;
         var expected = c.LoadFloat("hidden_states_m2");
-        double tolerance = c.ToleranceFor("hidden_states_m2").RecommendedMaxAbs;
+        double tolerance = c.ToleranceFor("hidden_states_m2").StrictOrRecommended;
 
         using var host = TinyModelHost.Real(fixture, f => f.TextEncoder, TensorDType.F32);
         var encoder = new Qwen3TextEncoder(host.Config.TextEncoder, host.Weights, host.Compute);

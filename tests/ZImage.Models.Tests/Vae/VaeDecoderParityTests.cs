@@ -16,9 +16,10 @@ namespace ZImage.Models.Tests.Vae;
 [Trait("Category", "Parity")]
 public sealed class VaeDecoderParityTests(ComputeFixture fixture, ITestOutputHelper output)
 {
-    // The stored VAE weights are bf16 already, so BF16 device weights are the same numbers as the F32 run and only
-    // the summation order may differ: anything below this bound is a real defect (a 1-ulp bf16 error in one conv
-    // layer's weights already costs ~50 dB), while the measured value is far above it.
+    // The stored VAE weights are bf16 already, so BF16 device weights hold exactly the reference's numbers and only
+    // the kernels' bf16 path and summation order can differ (measured ≈ 132 dB). 90 dB is an RMS error of 3.2e-5 on
+    // the 0..1 display scale (6.3e-5 on the raw −1..1 output), i.e. about the F32 parity tolerance: any real
+    // defect in the bf16 weight path falls far below it, while a generic "≥ 40 dB" would hide errors of 1 %.
     private const double Bf16MinPsnrDb = 90;
 
     public static TheoryData<string> Cases => ReferenceCases.Names("vae_decode");
@@ -29,7 +30,7 @@ public sealed class VaeDecoderParityTests(ComputeFixture fixture, ITestOutputHel
     {
         var c = ReferenceCases.Get(caseName);
         var expected = c.LoadFloat("image");
-        double tolerance = c.ToleranceFor("image").RecommendedMaxAbs;
+        double tolerance = c.ToleranceFor("image").StrictOrRecommended;
 
         using var host = TinyModelHost.Real(fixture, f => f.Vae, TensorDType.F32);
         var decoder = new VaeDecoder(host.Config.Vae, host.Weights, host.Compute);
@@ -70,7 +71,8 @@ public sealed class VaeDecoderParityTests(ComputeFixture fixture, ITestOutputHel
     [Fact]
     public void ConvShapedAttentionWeightsGiveTheSameImage()
     {
-        var c = ReferenceCases.OfKind("vae_decode")[0];
+        // The smallest case keeps this second full decode cheap.
+        var c = ReferenceCases.OfKind("vae_decode").MinBy(r => r.LoadFloat("latents").Data.Length)!;
         var expected = c.LoadFloat("image");
 
         using var host = TinyModelHost.Real(fixture, f => f.Vae, TensorDType.F32);
@@ -102,18 +104,19 @@ public sealed class VaeDecoderParityTests(ComputeFixture fixture, ITestOutputHel
     }
 
     [Fact]
-    public void AcceptsChannelFrameLayoutOfTheTransformer()
+    public void AcceptsTheLatentLayoutsOfThePipelineAndTheTransformer()
     {
-        // The DiT works on [C,1,Hl,Wl]; the same memory decodes to the same image.
-        var c = ReferenceCases.OfKind("vae_decode")[0];
-        var latents = c.LoadFloat("latents");
-        using var host = TinyModelHost.Real(fixture, f => f.Vae, TensorDType.F32);
+        // [C,Hl,Wl], [1,C,Hl,Wl] and the DiT's [C,1,Hl,Wl] are the same memory; the decoder takes all three (shape
+        // acceptance only: a planning run, no kernels).
+        using var host = TinyModelHost.Planning(TensorDType.F32);
         var decoder = new VaeDecoder(host.Config.Vae, host.Weights, host.Compute);
-        int[] s = latents.Shape;
-        using var asDit = host.Compute.Empty(AllocationTags.Latents, s[1], 1, s[2], s[3]);
-        host.Compute.Ops.Upload(latents.Data, asDit);
-        using var image = decoder.Decode(asDit);
-        Assert.Equal(new[] { host.Config.Vae.OutChannels, 8 * s[2], 8 * s[3] }, image.Shape);
-        TensorAssert.Close(c.LoadFloat("image"), host.Download(image), c.ToleranceFor("image").RecommendedMaxAbs);
+        int ch = host.Config.Vae.LatentChannels, f = decoder.UpscaleFactor;
+        Assert.Equal(8, f);
+        foreach (int[] shape in new[] { new[] { ch, 6, 10 }, new[] { 1, ch, 6, 10 }, new[] { ch, 1, 6, 10 } })
+        {
+            using var z = host.Compute.Empty(AllocationTags.Latents, shape);
+            using var image = decoder.Decode(z);
+            Assert.Equal(new[] { host.Config.Vae.OutChannels, 6 * f, 10 * f }, image.Shape);
+        }
     }
 }
