@@ -16,6 +16,6 @@ internal static class CliApp
     // Each subcommand lives in its own file under Commands/ and is listed here.
     private static IEnumerable<Command> Commands()
     {
-        yield break;
+        yield return ZImage.Cli.Commands.ReplayCommand.Create();
     }
 }

@@ -72,7 +72,7 @@ public sealed class ConvKernels
     {
         var p = Check(x, weight, bias, y, cin, cout, height, width, kernelSize, upsample);
         if (_gpuF32 is not null) _gpuF32(_ctx.Stream, GpuConfig(p), p, x, weight, bias, y);
-        else Portable(p, out var c)._portF32!(_ctx.Stream, c.Threads, c, p, x, weight, bias, y);
+        else { var c = PortableChunks(p); _portF32!(_ctx.Stream, c.Threads, c, p, x, weight, bias, y); }
     }
 
     /// <summary>As <see cref="Conv2d(ArrayView{float}, ArrayView{float}, ArrayView{float}, ArrayView{float}, int, int, int, int, int, bool)"/> with fp16 weights.</summary>
@@ -90,7 +90,7 @@ public sealed class ConvKernels
     {
         var p = Check(x, weight, bias, y, cin, cout, height, width, kernelSize, upsample);
         if (_gpuF16 is not null) _gpuF16(_ctx.Stream, GpuConfig(p), p, x, weight, bias, y);
-        else Portable(p, out var c)._portF16!(_ctx.Stream, c.Threads, c, p, x, weight, bias, y);
+        else { var c = PortableChunks(p); _portF16!(_ctx.Stream, c.Threads, c, p, x, weight, bias, y); }
     }
 
     /// <summary>
@@ -111,7 +111,7 @@ public sealed class ConvKernels
     {
         var p = Check(x, weight, bias, y, cin, cout, height, width, kernelSize, upsample);
         if (_gpuBf16 is not null) _gpuBf16(_ctx.Stream, GpuConfig(p), p, x, weight, bias, y);
-        else Portable(p, out var c)._portBf16!(_ctx.Stream, c.Threads, c, p, x, weight, bias, y);
+        else { var c = PortableChunks(p); _portBf16!(_ctx.Stream, c.Threads, c, p, x, weight, bias, y); }
     }
 
     /// <summary>Nearest-neighbour 2× upsample: y[c, 2h+i, 2w+j] = x[c, h, w] for x[channels, height, width].</summary>
@@ -135,11 +135,8 @@ public sealed class ConvKernels
         _upsample(_ctx.Stream, c.Threads, c, height, width, x, y);
     }
 
-    private ConvKernels Portable(ConvArgs p, out ElementwiseChunks chunks)
-    {
-        chunks = ElementwiseChunks.For(_ctx, (long)p.Cout * p.H, "cout*height");
-        return this;
-    }
+    // One work unit per (output channel, output row): enough units to balance, each a whole row of sliding-window work.
+    private ElementwiseChunks PortableChunks(ConvArgs p) => ElementwiseChunks.For(_ctx, (long)p.Cout * p.H, "cout*height");
 
     private static KernelConfig GpuConfig(ConvArgs p)
     {

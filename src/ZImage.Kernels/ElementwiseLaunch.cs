@@ -1,6 +1,9 @@
 using ILGPU;
 using ILGPU.Runtime;
 
+// ILGPU's CPU backend emits a dynamic assembly named ILGPURuntime that must see the internal argument structs.
+[assembly: System.Runtime.CompilerServices.InternalsVisibleTo("ILGPURuntime")]
+
 namespace ZImage.Kernels;
 
 /// <summary>

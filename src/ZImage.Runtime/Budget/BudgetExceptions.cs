@@ -2,7 +2,7 @@ using ZImage.Runtime.Memory;
 
 namespace ZImage.Runtime.Budget;
 
-/// <summary>The budget segments do not fit the device; the message shows the breakdown.</summary>
+/// <summary>The budget segments do not fit the device; the message shows the breakdown in GiB with two decimals.</summary>
 public sealed class BudgetLayoutException : Exception
 {
     /// <summary>Creates the exception from the segments.</summary>
@@ -32,9 +32,9 @@ public sealed class BudgetLayoutException : Exception
     private static string Compose(long total, long reserve, long @base, long inference, long buffer)
     {
         long sum = reserve + @base + inference + buffer;
-        return $"The memory budget does not fit the device: system reserve {ByteSize.Format(reserve)} + base {ByteSize.Format(@base)} + " +
-               $"inference {ByteSize.Format(inference)} + buffer {ByteSize.Format(buffer)} = {ByteSize.Format(sum)} > total {ByteSize.Format(total)} " +
-               $"(over by {ByteSize.Format(sum - total)}). Lower the inference segment or the buffer, or free device memory.";
+        return $"The memory budget does not fit the device: system reserve {BudgetExceededException.Gib(reserve)} + base {BudgetExceededException.Gib(@base)} + " +
+               $"inference {BudgetExceededException.Gib(inference)} + buffer {BudgetExceededException.Gib(buffer)} = {BudgetExceededException.Gib(sum)} > total {BudgetExceededException.Gib(total)} " +
+               $"(over by {BudgetExceededException.Gib(sum - total)}). Lower the inference segment or the buffer, or free device memory.";
     }
 }
 

@@ -39,7 +39,7 @@ public static class MemoryBar
 
     /// <summary>
     /// Splits <paramref name="width"/> cells among the parts in proportion to their bytes (largest remainder, so the
-    /// cells add up to exactly <paramref name="width"/>; any non-empty part gets at least one cell while cells remain).
+    /// cells add up to exactly <paramref name="width"/>; any non-empty part gets at least one cell, taken from the widest parts, as long as the width allows).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="width"/> is outside 1..<see cref="MaxWidth"/>.</exception>
     public static IReadOnlyList<MemoryBarSegment> Layout(MemorySnapshot snapshot, int width)
@@ -74,8 +74,6 @@ public static class MemoryBar
 
         foreach (int i in Enumerable.Range(0, parts.Length).Where(i => parts[i].Bytes > 0 && cells[i] == 0).OrderByDescending(i => parts[i].Bytes))
         {
-            if (used >= width)
-                break;
             cells[i] = 1;
             remainders[i] = 0;
             used++;

@@ -12,22 +12,33 @@ public enum TensorDType
     F16,
     /// <summary>bfloat16, stored as <c>ushort</c> bits (ILGPU 1.5.3 has no bf16 type).</summary>
     BF16,
+    /// <summary>Unsigned byte (RGB8 images, previews).</summary>
+    U8,
 }
 
 /// <summary>
 /// A dense row-major device tensor: a shape, a dtype and a <see cref="DeviceAllocation"/> from the caching allocator.
 /// In planning mode the allocation has no backing store (simulated device) and views throw; shapes and sizes are real.
-/// Dispose returns the block to the pool.
+/// Dispose returns the block to the pool. <see cref="Reshape"/> and <see cref="Rows"/> give non-owning views over
+/// the same block (disposing a view does nothing; the owner must outlive it).
 /// </summary>
 public sealed class Tensor : IDisposable
 {
     /// <summary>Wraps an allocation that is large enough for <paramref name="shape"/> in <paramref name="dtype"/>.</summary>
     public Tensor(DeviceAllocation allocation, TensorDType dtype, params int[] shape)
+        : this(allocation, dtype, 0, ownsAllocation: true, shape)
+    {
+    }
+
+    private Tensor(DeviceAllocation allocation, TensorDType dtype, long elementOffset, bool ownsAllocation, int[] shape)
     {
         ArgumentNullException.ThrowIfNull(allocation);
+        ArgumentNullException.ThrowIfNull(shape);
         Allocation = allocation;
         DType = dtype;
         Shape = shape;
+        ElementOffset = elementOffset;
+        OwnsAllocation = ownsAllocation;
         long n = 1;
         foreach (int d in shape)
         {
@@ -35,8 +46,8 @@ public sealed class Tensor : IDisposable
             n *= d;
         }
         ElementCount = n;
-        if (n * ElementSize(dtype) > allocation.Size)
-            throw new ArgumentException($"Shape [{string.Join(",", shape)}] {dtype} needs {n * ElementSize(dtype)} B but the block has {allocation.Size} B.", nameof(shape));
+        if ((elementOffset + n) * ElementSize(dtype) > allocation.Size)
+            throw new ArgumentException($"Shape [{string.Join(",", shape)}] {dtype} at element offset {elementOffset} needs {(elementOffset + n) * ElementSize(dtype)} B but the block has {allocation.Size} B.", nameof(shape));
     }
 
     /// <summary>The device block.</summary>
@@ -50,15 +61,55 @@ public sealed class Tensor : IDisposable
     /// <summary>Bytes of payload (<see cref="ElementCount"/> × element size).</summary>
     public long ByteCount => ElementCount * ElementSize(DType);
 
+    /// <summary>Where this tensor starts within its block, in elements (non-zero only for <see cref="Rows"/> views).</summary>
+    public long ElementOffset { get; }
+    /// <summary>Whether disposing this tensor returns the block (false for views).</summary>
+    public bool OwnsAllocation { get; }
+
     /// <summary>Float32 view; throws for other dtypes.</summary>
-    public ArrayView<float> F32 => DType == TensorDType.F32 ? Allocation.GetView<float>(ElementCount) : throw WrongType(TensorDType.F32);
+    public ArrayView<float> F32 => DType == TensorDType.F32 ? TypedView<float>() : throw WrongType(TensorDType.F32);
     /// <summary>bfloat16 bits view; throws for other dtypes.</summary>
-    public ArrayView<ushort> BF16 => DType == TensorDType.BF16 ? Allocation.GetView<ushort>(ElementCount) : throw WrongType(TensorDType.BF16);
+    public ArrayView<ushort> BF16 => DType == TensorDType.BF16 ? TypedView<ushort>() : throw WrongType(TensorDType.BF16);
     /// <summary>float16 view; throws for other dtypes.</summary>
-    public ArrayView<ILGPU.Half> F16 => DType == TensorDType.F16 ? Allocation.GetView<ILGPU.Half>(ElementCount) : throw WrongType(TensorDType.F16);
+    public ArrayView<ILGPU.Half> F16 => DType == TensorDType.F16 ? TypedView<ILGPU.Half>() : throw WrongType(TensorDType.F16);
+    /// <summary>Byte view; throws for other dtypes.</summary>
+    public ArrayView<byte> U8 => DType == TensorDType.U8 ? TypedView<byte>() : throw WrongType(TensorDType.U8);
 
     /// <summary>Size in bytes of one element of <paramref name="dtype"/>.</summary>
-    public static int ElementSize(TensorDType dtype) => dtype == TensorDType.F32 ? 4 : 2;
+    public static int ElementSize(TensorDType dtype) => dtype switch
+    {
+        TensorDType.F32 => 4,
+        TensorDType.U8 => 1,
+        _ => 2,
+    };
+
+    /// <summary>
+    /// A non-owning view with another shape of the same element count (e.g. <c>[S, H·Dh]</c> as <c>[S, H, Dh]</c>).
+    /// </summary>
+    /// <exception cref="ArgumentException">The element counts differ.</exception>
+    public Tensor Reshape(params int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        if (n != ElementCount)
+            throw new ArgumentException($"Cannot reshape {this} ({ElementCount} elements) to [{string.Join(",", shape)}] ({n} elements).", nameof(shape));
+        return new Tensor(Allocation, DType, ElementOffset, ownsAllocation: false, shape);
+    }
+
+    /// <summary>A non-owning view of rows <paramref name="start"/> .. <paramref name="start"/>+<paramref name="count"/>-1 of the first dimension.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The range is outside <c>[0, Shape[0]]</c>.</exception>
+    public Tensor Rows(int start, int count)
+    {
+        if (Shape.Length == 0)
+            throw new InvalidOperationException($"{this} has no rows to slice.");
+        if (start < 0 || count < 0 || start + count > Shape[0])
+            throw new ArgumentOutOfRangeException(nameof(start), $"Rows {start}..{start + count} are outside 0..{Shape[0]} of {this}.");
+        long rowElements = Shape[0] == 0 ? 0 : ElementCount / Shape[0];
+        var shape = (int[])Shape.Clone();
+        shape[0] = count;
+        return new Tensor(Allocation, DType, ElementOffset + start * rowElements, ownsAllocation: false, shape);
+    }
 
     /// <summary>Dimension <paramref name="i"/> (negative counts from the end).</summary>
     public int Dim(int i) => Shape[i < 0 ? Shape.Length + i : i];
@@ -67,7 +118,18 @@ public sealed class Tensor : IDisposable
     public override string ToString() => $"Tensor[{string.Join(",", Shape)}] {DType} ({Allocation.Tag})";
 
     /// <inheritdoc />
-    public void Dispose() => Allocation.Dispose();
+    /// <remarks>Idempotent, so a tensor can be freed early inside a <c>using</c> scope that also covers error paths.</remarks>
+    public void Dispose()
+    {
+        if (!OwnsAllocation || _disposed) return;
+        _disposed = true;
+        Allocation.Dispose();
+    }
+
+    private bool _disposed;
+
+    private ArrayView<T> TypedView<T>() where T : unmanaged =>
+        ElementOffset == 0 ? Allocation.GetView<T>(ElementCount) : Allocation.GetView<T>(ElementOffset + ElementCount).SubView(ElementOffset, ElementCount);
 
     private InvalidOperationException WrongType(TensorDType wanted) => new($"{this} is {DType}, not {wanted}.");
 }

@@ -50,13 +50,46 @@ public sealed record ReplayResult
     [JsonPropertyName("final_segments")] public required long FinalSegments { get; init; }
     /// <summary>Every failed allocation.</summary>
     [JsonPropertyName("oom_events")] public required IReadOnlyList<ReplayOomEvent> OomEvents { get; init; }
-    /// <summary>The full statistics at the end (not serialized).</summary>
-    [JsonIgnore] public required AllocatorStatistics Statistics { get; init; }
+    /// <summary>The full statistics at the end (not part of the JSON).</summary>
+    public required AllocatorStatistics Statistics { get; init; }
 
-    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = false };
-
-    /// <summary>One JSON object with the snake_case fields.</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+    /// <summary>One JSON object with the snake_case fields (written by hand: no reflection, stable field order).</summary>
+    public string ToJson()
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream))
+        {
+            w.WriteStartObject();
+            w.WriteString("policy", Policy);
+            if (DeviceBytes is { } d) w.WriteNumber("device_bytes", d); else w.WriteNull("device_bytes");
+            w.WriteNumber("events", Events);
+            w.WriteNumber("peak_allocated_bytes", PeakAllocatedBytes);
+            w.WriteNumber("final_allocated_bytes", FinalAllocatedBytes);
+            w.WriteNumber("peak_reserved_bytes", PeakReservedBytes);
+            w.WriteNumber("final_reserved_bytes", FinalReservedBytes);
+            w.WriteNumber("peak_requested_bytes", PeakRequestedBytes);
+            w.WriteNumber("peak_rounded_bytes", PeakRoundedBytes);
+            w.WriteNumber("num_device_alloc", NumDeviceAlloc);
+            w.WriteNumber("num_device_free", NumDeviceFree);
+            w.WriteNumber("num_alloc_retries", NumAllocRetries);
+            w.WriteNumber("num_ooms", NumOoms);
+            if (FirstOomEventIndex is { } f) w.WriteNumber("first_oom_event_index", f); else w.WriteNull("first_oom_event_index");
+            w.WriteNumber("peak_segments", PeakSegments);
+            w.WriteNumber("final_segments", FinalSegments);
+            w.WriteStartArray("oom_events");
+            foreach (var e in OomEvents)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("event_index", e.EventIndex);
+                w.WriteNumber("id", e.Id);
+                w.WriteNumber("size", e.Size);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
 
     /// <summary>Field name / value rows for a readable table.</summary>
     public IReadOnlyList<(string Name, string Value)> ToRows()

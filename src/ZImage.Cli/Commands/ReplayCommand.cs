@@ -1,0 +1,71 @@
+using System.CommandLine;
+using Spectre.Console;
+using ZImage.Runtime.Memory;
+
+namespace ZImage.Cli.Commands;
+
+/// <summary><c>zimage replay</c>: runs an allocation trace through the caching allocator on a simulated device.</summary>
+internal static class ReplayCommand
+{
+    public static Command Create()
+    {
+        var trace = new Option<FileInfo>("--trace") { Description = "Trace file (zimage-alloc-trace JSON Lines).", Required = true };
+        var conf = new Option<string?>("--alloc-conf") { Description = "Allocator settings in PYTORCH_CUDA_ALLOC_CONF syntax, e.g. \"max_split_size_mb:128\"." };
+        var device = new Option<string?>("--device-bytes") { Description = "Simulated device capacity (e.g. 24GiB or 25769803776); default: the trace header's." };
+        var policy = new Option<string>("--policy") { Description = "caching (default) or no-cache.", DefaultValueFactory = _ => "caching" };
+        policy.AcceptOnlyFromAmong("caching", "no-cache");
+        var json = new Option<bool>("--json") { Description = "Print exactly one JSON object with snake_case fields." };
+        var command = new Command("replay", "Replay an allocation trace through an allocator policy on a simulated device.")
+        {
+            trace, conf, device, policy, json,
+        };
+        command.SetAction(parse => Execute(
+            parse.GetValue(trace)!.FullName, parse.GetValue(conf), parse.GetValue(device), parse.GetValue(policy) ?? "caching",
+            parse.GetValue(json), Console.Out, Console.Error));
+        return command;
+    }
+
+    /// <summary>The handler, callable directly: returns the exit code (0 ok, 2 bad input).</summary>
+    public static int Execute(string tracePath, string? allocConf, string? deviceBytes, string policy, bool json, TextWriter output, TextWriter error)
+    {
+        AllocationTrace trace;
+        AllocatorSettings settings;
+        long? capacity = null;
+        try
+        {
+            trace = TraceReader.ReadFile(tracePath);
+            settings = AllocatorSettings.Parse(allocConf);
+            if (!string.IsNullOrWhiteSpace(deviceBytes))
+            {
+                capacity = ByteSize.Parse(deviceBytes);
+                if (capacity <= 0)
+                    throw new FormatException($"--device-bytes must be > 0, got '{deviceBytes}'.");
+            }
+        }
+        catch (Exception ex) when (ex is FormatException or IOException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"zimage replay: {ex.Message}");
+            return 2;
+        }
+
+        Func<IDeviceMemoryBackend, IBlockAllocator> factory = policy == "no-cache"
+            ? backend => new NoCacheAllocator(backend)
+            : backend => new CachingAllocator(backend, settings);
+        var result = TraceReplayer.Replay(trace, factory, capacity);
+
+        if (json)
+        {
+            output.WriteLine(result.ToJson());
+            return 0;
+        }
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        var table = new Table().AddColumn("statistic").AddColumn(new TableColumn("value").RightAligned());
+        table.Title = new TableTitle($"replay of {Markup.Escape(Path.GetFileName(tracePath))}");
+        foreach (var (name, value) in result.ToRows())
+            table.AddRow(Markup.Escape(name), Markup.Escape(value));
+        console.Write(table);
+        foreach (var oom in result.OomEvents)
+            console.MarkupLine($"[red]OOM[/] at event {oom.EventIndex}: id {oom.Id}, {Markup.Escape(ByteSize.Format(oom.Size))}");
+        return 0;
+    }
+}

@@ -1,0 +1,79 @@
+using ZImage.Runtime.Memory;
+
+namespace ZImage.Runtime.Compute;
+
+/// <summary>
+/// The planning <see cref="IWeightProvider"/>: allocates every requested weight with exactly the size the checkpoint
+/// provider would (matrices in <see cref="MatrixDType"/>, vectors in F32, tag <see cref="AllocationTags.Weights"/>)
+/// on a simulated device, without any data. <see cref="GatherRows"/> returns zeros. Requesting the same name twice
+/// returns the same tensor, as the checkpoint provider does.
+/// </summary>
+public sealed class PlanningWeights : IWeightProvider
+{
+    private readonly IDeviceAllocator _allocator;
+    private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
+    private bool _disposed;
+
+    /// <summary>Creates a provider allocating from <paramref name="allocator"/> (normally over a simulated backend).</summary>
+    /// <param name="allocator">Where the weight blocks are allocated.</param>
+    /// <param name="matrixDType">The device dtype of matrices (default BF16, as the checkpoint provider).</param>
+    public PlanningWeights(IDeviceAllocator allocator, TensorDType matrixDType = TensorDType.BF16)
+    {
+        _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
+        if (matrixDType is not (TensorDType.F32 or TensorDType.F16 or TensorDType.BF16))
+            throw new ArgumentOutOfRangeException(nameof(matrixDType), matrixDType, "Matrix dtype must be F32, F16 or BF16.");
+        MatrixDType = matrixDType;
+    }
+
+    /// <inheritdoc />
+    public TensorDType MatrixDType { get; }
+
+    /// <summary>Bytes of all weights allocated so far.</summary>
+    public long TotalBytes => _tensors.Values.Sum(t => t.ByteCount);
+
+    /// <inheritdoc />
+    public Tensor Matrix(string name, params int[] shape) => Get(name, MatrixDType, shape);
+
+    /// <inheritdoc />
+    public Tensor Vector(string name, params int[] shape) => Get(name, TensorDType.F32, shape);
+
+    /// <inheritdoc />
+    public float[] GatherRows(string name, ReadOnlySpan<int> rows, int dim)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (dim <= 0) throw new ArgumentOutOfRangeException(nameof(dim), dim, "dim must be > 0.");
+        return new float[checked(rows.Length * dim)];
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var t in _tensors.Values) t.Dispose();
+        _tensors.Clear();
+    }
+
+    private Tensor Get(string name, TensorDType dtype, int[] shape)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(shape);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_tensors.TryGetValue(name, out var existing))
+        {
+            if (!existing.Shape.SequenceEqual(shape)) throw new WeightShapeException(name, shape, existing.Shape, "It was requested earlier with the other shape.");
+            return existing;
+        }
+        long n = 1;
+        foreach (int d in shape)
+        {
+            if (d <= 0) throw new WeightShapeException(name, shape, shape, "Dimensions must be positive.");
+            n *= d;
+        }
+        var block = _allocator.Allocate(n * Tensor.ElementSize(dtype), AllocationTags.Weights);
+        var tensor = new Tensor(block, dtype, shape);
+        _tensors.Add(name, tensor);
+        return tensor;
+    }
+}
