@@ -57,6 +57,22 @@ public sealed class Qwen3TextEncoderParityTests(ComputeFixture fixture, ITestOut
     }
 
     [Fact]
+    public void AttentionBiasConfigAddsProjectionBiases()
+    {
+        // Qwen3 variants with attention_bias carry q/k/v/o biases; zero biases must leave the reference unchanged
+        // (and a bias of the wrong width would fail the Linear shape check).
+        var c = ReferenceCases.OfKind("text_encoder")[0];
+        using var host = TinyModelHost.Real(fixture, f => f.TextEncoder, TensorDType.F32);
+        using var biased = new ZeroBiasWeights(host.Weights, host.Compute);
+        var config = host.Config.TextEncoder with { AttentionBias = true };
+        var encoder = new Qwen3TextEncoder(config, biased, host.Compute);
+
+        using var hidden = encoder.Encode(c.LoadInt32("input_ids").Data);
+        Assert.Equal(4 * encoder.LayersRun, biased.BiasesServed);
+        TensorAssert.Close(c.LoadFloat("hidden_states_m2"), host.Download(hidden), c.ToleranceFor("hidden_states_m2").StrictOrRecommended);
+    }
+
+    [Fact]
     public void RejectsEmptyAndOutOfVocabularyIds()
     {
         using var host = TinyModelHost.Real(fixture, f => f.TextEncoder, TensorDType.F32);
@@ -82,6 +98,34 @@ public sealed class Qwen3TextEncoderParityTests(ComputeFixture fixture, ITestOut
         {
             double exact = 1.0 / Math.Pow(1e6, 2.0 * k / 16);
             Assert.True(Math.Abs(inv[k] - exact) <= 2e-7 * exact, $"inv_freq[{k}] = {inv[k]} vs {exact}");
+        }
+    }
+
+    /// <summary>Serves zero-filled <c>*_proj.bias</c> vectors the checkpoint does not have; everything else passes through.</summary>
+    private sealed class ZeroBiasWeights(IWeightProvider inner, ComputeContext compute) : IWeightProvider
+    {
+        private readonly List<Tensor> _biases = [];
+
+        public int BiasesServed => _biases.Count;
+
+        public TensorDType MatrixDType => inner.MatrixDType;
+
+        public Tensor Matrix(string name, params int[] shape) => inner.Matrix(name, shape);
+
+        public Tensor Vector(string name, params int[] shape)
+        {
+            if (!name.EndsWith("_proj.bias", StringComparison.Ordinal)) return inner.Vector(name, shape);
+            var t = compute.Empty(AllocationTags.Weights, shape);
+            compute.Ops.Upload(new float[t.ElementCount], t);
+            _biases.Add(t);
+            return t;
+        }
+
+        public float[] GatherRows(string name, ReadOnlySpan<int> rows, int dim) => inner.GatherRows(name, rows, dim);
+
+        public void Dispose()
+        {
+            foreach (var t in _biases) t.Dispose();
         }
     }
 }

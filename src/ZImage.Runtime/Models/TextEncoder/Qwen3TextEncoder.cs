@@ -49,6 +49,7 @@ public sealed class Qwen3TextEncoder
         for (int i = 0; i < _layers.Length; i++)
         {
             string p = $"{keyPrefix}layers.{i}.";
+            Tensor? Bias(string name, int width) => config.AttentionBias ? weights.Vector(p + name, width) : null;
             _layers[i] = new Layer(
                 InputNorm: weights.Vector(p + "input_layernorm.weight", hidden),
                 Q: weights.Matrix(p + "self_attn.q_proj.weight", qDim, hidden),
@@ -60,7 +61,11 @@ public sealed class Qwen3TextEncoder
                 PostNorm: weights.Vector(p + "post_attention_layernorm.weight", hidden),
                 Gate: weights.Matrix(p + "mlp.gate_proj.weight", inter, hidden),
                 Up: weights.Matrix(p + "mlp.up_proj.weight", inter, hidden),
-                Down: weights.Matrix(p + "mlp.down_proj.weight", hidden, inter));
+                Down: weights.Matrix(p + "mlp.down_proj.weight", hidden, inter),
+                QBias: Bias("self_attn.q_proj.bias", qDim),
+                KBias: Bias("self_attn.k_proj.bias", kvDim),
+                VBias: Bias("self_attn.v_proj.bias", kvDim),
+                OBias: Bias("self_attn.o_proj.bias", hidden));
         }
     }
 
@@ -120,9 +125,9 @@ public sealed class Qwen3TextEncoder
                     q = _context.Empty(tag, l, hq * dh);
                     k = _context.Empty(tag, l, hkv * dh);
                     v = _context.Empty(tag, l, hkv * dh);
-                    ops.Linear(h, layer.Q, null, q);
-                    ops.Linear(h, layer.K, null, k);
-                    ops.Linear(h, layer.V, null, v);
+                    ops.Linear(h, layer.Q, layer.QBias, q);
+                    ops.Linear(h, layer.K, layer.KBias, k);
+                    ops.Linear(h, layer.V, layer.VBias, v);
                 }
 
                 Tensor a;
@@ -143,7 +148,7 @@ public sealed class Qwen3TextEncoder
                 using (a)
                 using (var o = _context.Empty(tag, l, hidden))
                 {
-                    ops.Linear(a.Reshape(l, hq * dh), layer.O, null, o);
+                    ops.Linear(a.Reshape(l, hq * dh), layer.O, layer.OBias, o);
                     ops.Add(x, o, x);
                 }
 
@@ -244,6 +249,7 @@ public sealed class Qwen3TextEncoder
     private static void ThrowBadId(int index, int id, int vocab) =>
         throw new ArgumentOutOfRangeException("ids", id, $"Token id {id} at position {index} is outside the vocabulary [0, {vocab}).");
 
+    /// <summary>One decoder layer's weights; the projection biases exist only with <c>attention_bias</c> (false for Qwen3-4B).</summary>
     private sealed record Layer(Tensor InputNorm, Tensor Q, Tensor K, Tensor V, Tensor O, Tensor QNorm, Tensor KNorm,
-        Tensor PostNorm, Tensor Gate, Tensor Up, Tensor Down);
+        Tensor PostNorm, Tensor Gate, Tensor Up, Tensor Down, Tensor? QBias, Tensor? KBias, Tensor? VBias, Tensor? OBias);
 }
