@@ -17,5 +17,6 @@ internal static class CliApp
     private static IEnumerable<Command> Commands()
     {
         yield return ZImage.Cli.Commands.ReplayCommand.Create();
+        yield return ZImage.Cli.Commands.InfoCommand.Create();
     }
 }

@@ -7,8 +7,8 @@ namespace ZImage.Runtime.Budget;
 /// An <see cref="IDeviceAllocator"/> decorator that holds inference-tagged allocations (<see cref="AllocationTags.IsInference"/>)
 /// to the <see cref="BudgetGuard"/>'s inference segment. A request that would cross it is refused with
 /// <see cref="BudgetExceededException"/> before the inner allocator (and so the device) is called. The charge is the
-/// rounded block size when the inner allocator implements <see cref="IAllocationSizeRounding"/> (or a rounding function is
-/// given), else the requested bytes; the same charge is returned on dispose. Any unsplit remainder the inner allocator adds
+/// rounded block size when the inner allocator exposes it (<see cref="CachingAllocator.RoundSize(long)"/>, any
+/// <see cref="IAllocationSizeRounding"/>, or a rounding function given here), else the requested bytes; the same charge is returned on dispose. Any unsplit remainder the inner allocator adds
 /// to <see cref="DeviceAllocation.Size"/> is not charged: that is cache overhead, which the buffer segment absorbs.
 /// Weights-tagged allocations are not limited; they count toward the base. A device out-of-memory from the inner allocator
 /// is recorded on the guard (state Red) and rethrown.
@@ -20,12 +20,17 @@ public sealed class BudgetedAllocator : IDeviceAllocator
     /// <summary>Wraps <paramref name="inner"/>.</summary>
     /// <param name="inner">The allocator that does the work, e.g. <c>CachingAllocator</c>.</param>
     /// <param name="guard">The budget to charge.</param>
-    /// <param name="roundSize">Overrides how a request is rounded for charging; default: the inner's <see cref="IAllocationSizeRounding"/>, else none.</param>
+    /// <param name="roundSize">Overrides how a request is rounded for charging; default: <see cref="CachingAllocator.RoundSize(long)"/> or the inner's <see cref="IAllocationSizeRounding"/>, else none.</param>
     public BudgetedAllocator(IDeviceAllocator inner, BudgetGuard guard, Func<long, long>? roundSize = null)
     {
         Inner = inner ?? throw new ArgumentNullException(nameof(inner));
         Guard = guard ?? throw new ArgumentNullException(nameof(guard));
-        _round = roundSize ?? (inner is IAllocationSizeRounding r ? r.RoundAllocationSize : null);
+        _round = roundSize ?? inner switch
+        {
+            IAllocationSizeRounding r => r.RoundAllocationSize,
+            CachingAllocator caching => caching.RoundSize,
+            _ => null,
+        };
     }
 
     /// <summary>The decorated allocator.</summary>

@@ -51,6 +51,9 @@ public sealed class CheckpointWeights : IWeightProvider
     /// <inheritdoc />
     public TensorDType MatrixDType { get; }
 
+    /// <summary>Elements (parameters) of all weights provided so far.</summary>
+    public long ParameterCount => _tensors.Values.Sum(t => t.ElementCount);
+
     /// <summary>Bytes of all weights uploaded so far.</summary>
     public long TotalBytes => _tensors.Values.Sum(t => t.ByteCount);
 

@@ -28,6 +28,9 @@ public sealed class PlanningWeights : IWeightProvider
     /// <inheritdoc />
     public TensorDType MatrixDType { get; }
 
+    /// <summary>Elements (parameters) of all weights provided so far.</summary>
+    public long ParameterCount => _tensors.Values.Sum(t => t.ElementCount);
+
     /// <summary>Bytes of all weights allocated so far.</summary>
     public long TotalBytes => _tensors.Values.Sum(t => t.ByteCount);
 

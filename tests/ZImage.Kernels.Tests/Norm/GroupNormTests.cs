@@ -14,10 +14,13 @@ public sealed class GroupNormTests(NormConvFixture fx)
         {
             d.Add(gpu, 6, 3, 1, false);
             d.Add(gpu, 12, 4, 15, true);
-            d.Add(gpu, 40, 8, 64, false);
             d.Add(gpu, 7, 7, 25, true);
             d.Add(gpu, 5, 1, 9, true);
         }
+
+        // Many groups: cheap on the portable variant, few threads per group on the GPU variant.
+        d.Add(false, 40, 8, 64, false);
+        d.Add(true, 40, 8, 9, false);
 
         d.Add(false, 96, 32, 33, true);
         return d;

@@ -9,14 +9,11 @@ public sealed class RowNormTests(NormConvFixture fx)
     public static TheoryData<bool, int, int> Shapes()
     {
         var d = new TheoryData<bool, int, int>();
-        foreach (bool gpu in new[] { false, true })
-        {
-            foreach (var (rows, dim) in new[] { (1, 1), (3, 7), (2, 33), (5, 130) }) d.Add(gpu, rows, dim);
-        }
+        foreach (var (rows, dim) in new[] { (1, 1), (3, 7), (2, 33), (5, 130), (4, 600) }) d.Add(false, rows, dim);
 
-        // Wider than one GPU group: each thread strides over several elements.
-        d.Add(false, 4, 600);
-        d.Add(true, 2, 600);
+        // The GPU variant costs ~ms per simulated 256-thread group barrier here: keep rows few.
+        // 600 is wider than one group, so each thread strides over several elements.
+        foreach (var (rows, dim) in new[] { (1, 1), (3, 7), (2, 33), (2, 130), (1, 600) }) d.Add(true, rows, dim);
         return d;
     }
 

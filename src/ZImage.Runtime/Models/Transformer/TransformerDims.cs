@@ -1,3 +1,5 @@
+using ZImage.Runtime.Models.Configuration;
+
 namespace ZImage.Runtime.Models.Transformer;
 
 /// <summary>
@@ -34,6 +36,29 @@ internal sealed record TransformerDims
     public int FfnDim => (int)(Dim / 3.0 * 8.0);
     public int AdaLnDim => Math.Min(Dim, 256);
     public int PatchDim => PatchSize * PatchSize * InChannels;
+
+    /// <summary>The sizes of <paramref name="config"/>; only the single-frame patch layout (f_patch 1) is supported.</summary>
+    public static TransformerDims From(TransformerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.FPatchSize != 1)
+            throw new ArgumentOutOfRangeException(nameof(config), config.FPatchSize, $"all_f_patch_size[0] = {config.FPatchSize} is not supported; Z-Image images use 1.");
+        return new TransformerDims
+        {
+            InChannels = config.InChannels,
+            PatchSize = config.PatchSize,
+            Dim = config.Dim,
+            Heads = config.NHeads,
+            Layers = config.NLayers,
+            RefinerLayers = config.NRefinerLayers,
+            CapFeatDim = config.CapFeatDim,
+            NormEps = (float)config.NormEps,
+            RopeTheta = config.RopeTheta,
+            TScale = (float)config.TScale,
+            AxesDims = config.AxesDims.ToArray(),
+            AxesLens = config.AxesLens.ToArray(),
+        }.Validate();
+    }
 
     public static int Ceil32(int n) => (n + SeqMultiple - 1) / SeqMultiple * SeqMultiple;
 

@@ -1,5 +1,6 @@
 using ZImage.Runtime.Compute;
 using ZImage.Runtime.Memory;
+using ZImage.Runtime.Models.Configuration;
 
 namespace ZImage.Runtime.Models.Transformer;
 
@@ -23,6 +24,17 @@ public sealed class ZImageTransformer
     private readonly Tensor _capNormW, _ceW, _ceB;
     private readonly Tensor _finalAdaW, _finalAdaB, _finalW, _finalB;
     private readonly Block[] _noiseRefiner, _contextRefiner, _layers;
+
+    /// <summary>Builds the model and fetches (uploads) every weight from <paramref name="weights"/>.</summary>
+    /// <param name="config">The transformer config (e.g. <c>ZImageConfig.Turbo.Transformer</c> or one loaded from a checkpoint).</param>
+    /// <param name="weights">Weights by diffusers key (checkpoint or planning provider).</param>
+    /// <param name="context">Allocator and ops for activations.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The config is not a supported Z-Image DiT.</exception>
+    /// <exception cref="WeightShapeException">A weight has another shape than the config implies.</exception>
+    public ZImageTransformer(TransformerConfig config, IWeightProvider weights, ComputeContext context)
+        : this(TransformerDims.From(config), weights, context)
+    {
+    }
 
     internal ZImageTransformer(TransformerDims dims, IWeightProvider weights, ComputeContext context)
     {

@@ -1,0 +1,125 @@
+using System.Globalization;
+using System.Text;
+using Xunit.Abstractions;
+using ZImage.Models.Tests.Infrastructure;
+using ZImage.Runtime.Compute;
+using ZImage.Runtime.Models.Transformer;
+using ZImage.Tests.Infrastructure;
+
+namespace ZImage.Models.Tests.Transformer;
+
+/// <summary>
+/// The DiT against the diffusers references: every <c>transformer_forward</c> case (and every sample of every
+/// <c>transformer_forward_batch</c> case as a batch-1 forward) with F32 weights on the CPU accelerator's portable
+/// kernels, within the manifest's recommended tolerance; the debug intermediates are compared too, so a failure
+/// names the first stage that diverges. A BF16-weight run must keep cosine similarity ≥ 0.999.
+/// </summary>
+[Trait("Category", "Parity")]
+[Collection(ComputeCollection.Name)]
+public sealed class TransformerParityTests(ComputeFixture fx, ITestOutputHelper output)
+{
+    private const string ForwardKind = "transformer_forward";
+    private const string BatchKind = "transformer_forward_batch";
+
+    public static TheoryData<string> ForwardCases() => ReferenceCases.Names(ForwardKind);
+
+    public static TheoryData<string> BatchCases() => ReferenceCases.Names(BatchKind);
+
+    [Theory]
+    [MemberData(nameof(ForwardCases))]
+    public void ForwardMatchesTheReferenceAndEveryDebugStage(string caseName)
+    {
+        var c = ReferenceCases.Get(caseName);
+        using var dit = new TinyTransformer(fx, TensorDType.F32);
+        var stages = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        dit.Model.StageObserver = (stage, t) => stages[stage] = fx.Ops.Download(t);
+
+        float[] actual = dit.Forward(c.LoadFloat("x"), c.LoadFloat("t").Data[0], c.LoadFloat("cap_feats"));
+
+        double tol = c.ToleranceFor("out").RecommendedMaxAbs;
+        var report = new StringBuilder();
+        var stageErrors = new List<(string Stage, double Error, double Tol)>();
+        foreach (var spec in c.Intermediates.Where(s => s.DType == "F32"))
+        {
+            string stage = spec.Name["debug/".Length..];
+            Assert.True(stages.TryGetValue(stage, out float[]? ours), $"{caseName}: the model reported no stage '{stage}'.");
+            float[] reference = c.LoadFloat(spec.Name).Data;
+            // x_embedder / cap_embedder / final_layer are observed on the real (unpadded) rows only: compare that prefix.
+            double err = MaxAbs(reference.AsSpan(0, ours!.Length), ours);
+            stageErrors.Add((stage, err, c.ToleranceFor(spec.Name).RecommendedMaxAbs));
+            report.Append(CultureInfo.InvariantCulture, $" {stage}={err:G3}");
+        }
+        double outErr = MaxAbs(c.LoadFloat("out").Data, actual);
+        output.WriteLine($"{caseName}: out max|Δ| = {outErr:G3} (tolerance {tol:G3}); stages:{report}");
+
+        Assert.True(outErr <= tol, $"{caseName}: out max|Δ| {outErr:G4} > {tol:G4}; per-stage max|Δ|:{report}");
+        TensorAssert.Close(c.LoadFloat("out"), actual, tol);
+        foreach (var (stage, err, stageTol) in stageErrors)
+            Assert.True(err <= stageTol, $"{caseName}: debug/{stage} max|Δ| {err:G4} > {stageTol:G4}");
+    }
+
+    [Theory]
+    [MemberData(nameof(ForwardCases))]
+    public void PositionIdsMatchTheReference(string caseName)
+    {
+        var c = ReferenceCases.Get(caseName);
+        int hl = c.LoadFloat("x").Shape[2], wl = c.LoadFloat("x").Shape[3];
+        int l = c.LoadFloat("cap_feats").Shape[0];
+        int nip = TransformerDims.Ceil32(hl / 2 * (wl / 2)), lp = TransformerDims.Ceil32(l);
+        int[] ids = DitHostMath.PositionIds(hl / 2, wl / 2, nip, lp);
+        TensorAssert.Equal<int>(c.LoadInt32("debug/x_pos_ids").Data, ids.AsSpan(0, nip * 3), "x_pos_ids");
+        TensorAssert.Equal<int>(c.LoadInt32("debug/cap_pos_ids").Data, ids.AsSpan(nip * 3), "cap_pos_ids");
+    }
+
+    [Theory]
+    [MemberData(nameof(BatchCases))]
+    public void BatchedReferenceEqualsTwoBatchOneForwards(string caseName)
+    {
+        var c = ReferenceCases.Get(caseName);
+        float[] t = c.LoadFloat("t").Data;
+        int samples = c.Inputs.Count(s => s.Name.StartsWith("x.", StringComparison.Ordinal));
+        Assert.True(samples >= 2, $"{caseName} lists {samples} samples.");
+        using var dit = new TinyTransformer(fx, TensorDType.F32);
+        for (int i = 0; i < samples; i++)
+        {
+            float[] actual = dit.Forward(c.LoadFloat($"x.{i}"), t[i], c.LoadFloat($"cap_feats.{i}"));
+            double tol = c.ToleranceFor($"out.{i}").RecommendedMaxAbs;
+            double err = TensorAssert.Close(c.LoadFloat($"out.{i}"), actual, tol);
+            output.WriteLine($"{caseName} sample {i}: out max|Δ| = {err:G3} (tolerance {tol:G3})");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(ForwardCases))]
+    public void Bf16WeightsStayWithinCosineSimilarityOfTheReference(string caseName)
+    {
+        var c = ReferenceCases.Get(caseName);
+        using var dit = new TinyTransformer(fx, TensorDType.BF16);
+        Assert.Equal(TensorDType.BF16, dit.Weights.Matrix("layers.0.attention.to_q.weight", dit.Config.Dim, dit.Config.Dim).DType);
+        float[] actual = dit.Forward(c.LoadFloat("x"), c.LoadFloat("t").Data[0], c.LoadFloat("cap_feats"));
+        float[] reference = c.LoadFloat("out").Data;
+        double dot = 0, na = 0, nb = 0;
+        for (int i = 0; i < reference.Length; i++)
+        {
+            dot += (double)reference[i] * actual[i];
+            na += (double)reference[i] * reference[i];
+            nb += (double)actual[i] * actual[i];
+        }
+        double cosine = dot / Math.Sqrt(na * nb);
+        output.WriteLine($"{caseName}: bf16 cosine {cosine:F6}, max|Δ| {MaxAbs(reference, actual):G3}");
+        Assert.True(cosine >= 0.999, $"{caseName}: bf16 cosine similarity {cosine:F6} < 0.999");
+    }
+
+    private static double MaxAbs(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        Assert.Equal(a.Length, b.Length);
+        double max = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            double d = Math.Abs((double)a[i] - b[i]);
+            if (double.IsNaN(d)) return double.PositiveInfinity;
+            max = Math.Max(max, d);
+        }
+        return max;
+    }
+}
