@@ -8,7 +8,7 @@ namespace ZImage.Models.Tests.Infrastructure;
 /// A plain host implementation of the compute ops (float64 accumulation), reading and writing the tensors' device
 /// memory through copies. Used as the independent reference the kernel-backed ops are checked against.
 /// </summary>
-internal sealed class HostReferenceOps
+internal sealed partial class HostReferenceOps
 {
     public bool IsPlanning => false;
 
