@@ -18,5 +18,7 @@ internal static class CliApp
     {
         yield return ZImage.Cli.Commands.ReplayCommand.Create();
         yield return ZImage.Cli.Commands.InfoCommand.Create();
+        yield return ZImage.Cli.Commands.GenerateCommand.Create();
+        yield return ZImage.Cli.Commands.PlanCommand.Create();
     }
 }

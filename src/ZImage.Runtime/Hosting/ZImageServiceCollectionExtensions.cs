@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using System.Diagnostics.Metrics;
 using ZImage.Runtime.Pipeline;
+using ZImage.Runtime.Pipeline.Engine;
 
 namespace ZImage.Runtime.Hosting;
 
@@ -43,7 +44,7 @@ public static class ZImageServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ZImageOptions>, ZImageOptionsValidator>());
         services.AddMetrics();
         services.TryAddSingleton(sp => new ZImageMetrics(sp.GetRequiredService<IMeterFactory>()));
-        //ENGINE-REGISTRATION
+        services.TryAddSingleton<IGenerationEngine>(sp => ZImageEngineFactory.Create(sp.GetRequiredService<IOptions<ZImageOptions>>().Value));
         services.TryAddSingleton(sp => new ImagePipeline(sp.GetRequiredService<IGenerationEngine>(), sp.GetRequiredService<IOptions<ZImageOptions>>().Value,
             sp.GetService<ILogger<ImagePipeline>>(), sp.GetRequiredService<ZImageMetrics>()));
         services.TryAddSingleton<IImagePipeline>(sp => sp.GetRequiredService<ImagePipeline>());

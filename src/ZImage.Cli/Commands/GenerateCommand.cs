@@ -1,0 +1,212 @@
+using System.CommandLine;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Spectre.Console;
+using ZImage.Cli.Rendering;
+using ZImage.Runtime.Hosting;
+using ZImage.Runtime.Memory;
+using ZImage.Runtime.Models.Safetensors;
+using ZImage.Runtime.Pipeline;
+
+namespace ZImage.Cli.Commands;
+
+/// <summary>
+/// <c>zimage generate</c>: one text-to-image generation through the same DI registration a host uses
+/// (<c>AddZImage</c>), with a progress bar and the memory carve-up, or one JSON object with <c>--json</c>.
+/// </summary>
+internal static class GenerateCommand
+{
+    public const string DemoNotice = "No --model given: using a tiny random-weight Z-Image built in memory. This demonstrates the pipeline and the memory guard, not image quality.";
+
+    public static Command Create()
+    {
+        var prompt = new Option<string>("--prompt") { Description = "The prompt.", Required = true };
+        var negative = new Option<string?>("--negative") { Description = "Negative prompt (used with guidance > 0)." };
+        var width = CliOptions.Width();
+        var height = CliOptions.Height();
+        var steps = CliOptions.Steps();
+        var guidance = CliOptions.Guidance();
+        var seed = new Option<long?>("--seed") { Description = "Seed of the host-side noise (default: random, reported)." };
+        var mode = CliOptions.Mode();
+        var output = new Option<string>("--out") { Description = "Output PNG path (parameters are written into PNG text chunks).", DefaultValueFactory = _ => "out/zimage.png" };
+        var model = CliOptions.Model();
+        var latents = new Option<string?>("--latents") { Description = "A .safetensors file with initial latents [1,16,H/8,W/8] (tensor 'latents', 'initial_latents' or the only tensor)." };
+        var device = new Option<DevicePreference>("--device") { Description = "auto (CUDA if present, else CPU) or cpu.", DefaultValueFactory = _ => DevicePreference.Auto };
+        var deviceBytes = CliOptions.DeviceBytes();
+        var inference = CliOptions.Inference();
+        var allocator = CliOptions.Allocator();
+        var json = CliOptions.Json();
+        var command = new Command("generate", "Generate an image.")
+        {
+            prompt, negative, width, height, steps, guidance, seed, mode, output, model, latents, device, deviceBytes, inference, allocator, json,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            try
+            {
+                return await RunAsync(parse, ct);
+            }
+            catch (Exception e) when (e is Microsoft.Extensions.Options.OptionsValidationException or InvalidGenerationRequestException
+                or RequestExceedsBudgetException or ArgumentException or FormatException or DirectoryNotFoundException or FileNotFoundException)
+            {
+                Console.Error.WriteLine("zimage generate: " + e.Message);
+                return 1;
+            }
+        });
+        return command;
+
+        async Task<int> RunAsync(ParseResult parse, CancellationToken ct)
+        {
+            bool asJson = parse.GetValue(json);
+            string? dir = parse.GetValue(model);
+            if (dir is null && !asJson) AnsiConsole.MarkupLine("[yellow]" + Markup.Escape(DemoNotice) + "[/]");
+
+            var services = new ServiceCollection();
+            services.AddLogging(b => b.AddSimpleConsole().SetMinimumLevel(asJson ? LogLevel.Error : LogLevel.Warning));
+            services.AddZImage(o =>
+            {
+                o.ModelDirectory = dir;
+                o.Device = parse.GetValue(device);
+                o.AllocatorSettings = parse.GetValue(allocator) ?? "";
+                o.Budget.DeviceMemory = CliOptions.Size("--device-bytes", parse.GetValue(deviceBytes));
+                o.Budget.Inference = CliOptions.Size("--inference", parse.GetValue(inference));
+                if (dir is null)
+                {
+                    // The demo model is sized for a CPU accelerator: size its inference segment for 256² rather than 1024².
+                    o.Budget.SizingWidth = 256;
+                    o.Budget.SizingHeight = 256;
+                }
+            });
+            await using var provider = services.BuildServiceProvider();
+            var pipeline = provider.GetRequiredService<ImagePipeline>();
+
+            var request = new GenerationRequest
+            {
+                Prompt = parse.GetValue(prompt)!,
+                NegativePrompt = parse.GetValue(negative),
+                Width = parse.GetValue(width),
+                Height = parse.GetValue(height),
+                Steps = parse.GetValue(steps),
+                Guidance = parse.GetValue(guidance),
+                Seed = parse.GetValue(seed),
+                Mode = parse.GetValue(mode),
+                InitialLatents = parse.GetValue(latents) is { } file ? ReadLatents(file) : null,
+            };
+            string outPath = parse.GetValue(output)!;
+
+            GenerationResult result;
+            if (asJson)
+            {
+                await pipeline.StartAsync(ct);
+                result = await pipeline.GenerateAsync(request, null, ct);
+            }
+            else
+            {
+                result = await AnsiConsole.Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                    .StartAsync(async ctx =>
+                    {
+                        var load = ctx.AddTask("loading model + compiling kernels", maxValue: 1);
+                        await pipeline.StartAsync(ct);
+                        load.Value = 1;
+                        var task = ctx.AddTask("queued", maxValue: 1);
+                        var progress = new SyncProgress(p =>
+                        {
+                            task.MaxValue = Math.Max(1, p.TotalSteps * p.ImageCount + 2);
+                            task.Description = p.Stage switch
+                            {
+                                GenerationStage.Queued => $"queued (position {p.QueuePosition})",
+                                GenerationStage.EncodingPrompt => "text encoder",
+                                GenerationStage.Denoising => $"denoising step {p.Step}/{p.TotalSteps}" + (p.ImageCount > 1 ? $" (image {p.ImageIndex + 1}/{p.ImageCount})" : ""),
+                                GenerationStage.Decoding => "VAE decode",
+                                _ => "done",
+                            };
+                            task.Value = p.Stage switch
+                            {
+                                GenerationStage.EncodingPrompt => 0,
+                                GenerationStage.Denoising => 1 + p.ImageIndex * p.TotalSteps + p.Step,
+                                GenerationStage.Decoding => 1 + (p.ImageIndex + 1) * p.TotalSteps,
+                                GenerationStage.Completed => task.MaxValue,
+                                _ => task.Value,
+                            };
+                        });
+                        return await pipeline.GenerateAsync(request, progress, ct);
+                    });
+            }
+
+            var paths = new List<string>();
+            for (int i = 0; i < result.Images.Count; i++)
+            {
+                string path = result.Images.Count == 1 ? outPath : Path.Combine(Path.GetDirectoryName(outPath) ?? "", $"{Path.GetFileNameWithoutExtension(outPath)}-{i}{Path.GetExtension(outPath)}");
+                await result.SavePngAsync(path, i, ct);
+                paths.Add(Path.GetFullPath(path));
+            }
+            var snapshot = pipeline.Memory;
+            if (asJson)
+            {
+                var p = result.Parameters;
+                JsonOut.Write(new
+                {
+                    output = paths[0],
+                    outputs = paths,
+                    demo_model = pipeline.Model.IsDemoModel,
+                    note = pipeline.Model.IsDemoModel ? DemoNotice : null,
+                    device = pipeline.Model.DeviceName,
+                    tokenizer = pipeline.Model.TokenizerNote,
+                    parameters = new
+                    {
+                        prompt = p.Prompt, negative_prompt = p.NegativePrompt, mode = p.Mode, width = p.Width, height = p.Height, steps = p.Steps,
+                        guidance = p.Guidance, cfg_truncation = p.CfgTruncation, cfg_normalization = p.CfgNormalization, seed = p.Seed,
+                        num_images = p.NumImages, initial_latents = p.InitialLatentsGiven, model = p.Model,
+                    },
+                    warnings = result.Warnings,
+                    timings = new
+                    {
+                        queue_ms = result.QueueTime.TotalMilliseconds,
+                        total_ms = result.TotalTime.TotalMilliseconds,
+                        stages = result.Stages.Select(s => new { name = s.Name, ms = s.Duration.TotalMilliseconds }),
+                    },
+                    memory = new
+                    {
+                        state = snapshot.State,
+                        total_bytes = snapshot.TotalBytes,
+                        system_reserve_bytes = snapshot.SystemReserveBytes,
+                        base_bytes = snapshot.BaseBytes,
+                        inference_bytes = snapshot.InferenceLimitBytes,
+                        inference_in_use_bytes = snapshot.InferenceInUseBytes,
+                        buffer_bytes = snapshot.BufferBytes,
+                        free_bytes = snapshot.FreeBytes,
+                    },
+                    request_peak_bytes = result.Plan.RequestPeakBytes,
+                    stages = result.Stages.Select(s => new { name = s.Name, planned_peak_bytes = s.PlannedPeakBytes, measured_peak_bytes = s.MeasuredPeakBytes }),
+                });
+                return 0;
+            }
+            foreach (var w in result.Warnings) AnsiConsole.MarkupLine("[yellow]warning:[/] " + Markup.Escape(w));
+            AnsiConsole.MarkupLine($"[bold]Memory[/] ({snapshot.State}) on {Markup.Escape(pipeline.Model.DeviceName)}");
+            AnsiConsole.Write(MemoryView.Bar(snapshot));
+            AnsiConsole.Write(MemoryView.Stages(result.Stages.Select(s => (s.Name, s.PlannedPeakBytes, (long?)s.MeasuredPeakBytes, (TimeSpan?)s.Duration))));
+            var q = result.Parameters;
+            AnsiConsole.MarkupLine($"{q.Width}x{q.Height}, {q.Mode}, {q.Steps} steps, guidance {q.Guidance}, seed {q.Seed}, {result.TotalTime.TotalSeconds:0.0} s");
+            foreach (var path in paths) AnsiConsole.MarkupLine("wrote [green]" + Markup.Escape(path) + "[/]");
+            return 0;
+        }
+    }
+
+    private static LatentTensor ReadLatents(string file)
+    {
+        using var reader = SafetensorsFile.Open(file);
+        string name = reader.Contains("latents") ? "latents" : reader.Contains("initial_latents") ? "initial_latents"
+            : reader.TensorNames.Count == 1 ? reader.TensorNames[0]
+            : throw new ArgumentException($"--latents {file}: expected a tensor named 'latents' or 'initial_latents' (or a single tensor); found {string.Join(", ", reader.TensorNames)}.");
+        var info = reader.GetInfo(name);
+        int[] shape = info.Shape.Length == 3 ? [1, .. info.Shape] : info.Shape;
+        return new LatentTensor(reader.ReadSingles(name), shape);
+    }
+
+    // Spectre's progress context must be updated synchronously from the reporting thread.
+    private sealed class SyncProgress(Action<GenerationProgress> report) : IProgress<GenerationProgress>
+    {
+        public void Report(GenerationProgress value) => report(value);
+    }
+}

@@ -1,0 +1,118 @@
+using System.CommandLine;
+using Spectre.Console;
+using ZImage.Cli.Rendering;
+using ZImage.Runtime.Devices;
+using ZImage.Runtime.Hosting;
+using ZImage.Runtime.Memory;
+using ZImage.Runtime.Models.Configuration;
+using ZImage.Runtime.Models.Tokenization;
+using ZImage.Runtime.Pipeline;
+using ZImage.Runtime.Pipeline.Engine;
+
+namespace ZImage.Cli.Commands;
+
+/// <summary>
+/// <c>zimage plan</c>: the exact memory plan of a request without running it: the pipeline runs in planning mode on a
+/// simulated device with the real allocator policy. Without <c>--model</c> it uses the embedded Z-Image-Turbo config, so
+/// plans need no weights.
+/// </summary>
+internal static class PlanCommand
+{
+    public static Command Create()
+    {
+        var prompt = new Option<string>("--prompt") { Description = "The prompt (its token count sizes the text-encoder and DiT stages).", DefaultValueFactory = _ => "" };
+        var negative = new Option<string?>("--negative") { Description = "Negative prompt (used with guidance > 0)." };
+        var width = CliOptions.Width();
+        var height = CliOptions.Height();
+        var steps = CliOptions.Steps();
+        var guidance = CliOptions.Guidance();
+        var mode = CliOptions.Mode();
+        var model = CliOptions.Model();
+        var deviceBytes = CliOptions.DeviceBytes();
+        var inference = CliOptions.Inference();
+        var reserve = CliOptions.SystemReserve();
+        var buffer = CliOptions.Buffer();
+        var allocator = CliOptions.Allocator();
+        var json = CliOptions.Json();
+        var command = new Command("plan", "Show the exact memory plan of a request (per-stage peaks, carve-up, fits or how much more it needs).")
+        {
+            prompt, negative, width, height, steps, guidance, mode, model, deviceBytes, inference, reserve, buffer, allocator, json,
+        };
+        command.SetAction(parse =>
+        {
+            try
+            {
+                return Run(parse);
+            }
+            catch (Exception e) when (e is InvalidGenerationRequestException or ArgumentException or FormatException or DirectoryNotFoundException
+                or FileNotFoundException or CheckpointConfigurationException)
+            {
+                Console.Error.WriteLine("zimage plan: " + e.Message);
+                return 1;
+            }
+        });
+        return command;
+
+        int Run(ParseResult parse)
+        {
+            var options = new ZImageOptions { AllocatorSettings = parse.GetValue(allocator) ?? "" };
+            options.Budget.DeviceMemory = CliOptions.Size("--device-bytes", parse.GetValue(deviceBytes));
+            options.Budget.Inference = CliOptions.Size("--inference", parse.GetValue(inference));
+            if (CliOptions.Size("--system-reserve", parse.GetValue(reserve)) is { } r) options.Budget.SystemReserve = r;
+            if (CliOptions.Size("--buffer", parse.GetValue(buffer)) is { } b) options.Budget.Buffer = b;
+            options.Presets.DefaultResolution = ResolutionPreset.Square1024;
+            long device = options.Budget.DeviceMemory is { } d ? ByteSize.Parse(d) : DetectDeviceBytes();
+            string? dir = parse.GetValue(model);
+            var config = dir is null ? ZImageConfig.Turbo : ZImageConfig.Load(dir);
+            string tokDir = dir is null ? "" : Path.Combine(dir, ZImageConfig.TokenizerFolder);
+            var tokenizer = dir is not null && File.Exists(Path.Combine(tokDir, "tokenizer.json")) ? Qwen2Tokenizer.Load(tokDir) : null;
+            var engine = ZImageEngine.CreatePlanning(config, device, AllocatorSettings.Parse(options.AllocatorSettings), options.WeightDType, tokenizer,
+                dir is null ? "Z-Image-Turbo (embedded config)" : new DirectoryInfo(dir).Name);
+            using var pipeline = new ImagePipeline(engine, options);
+            var request = new GenerationRequest
+            {
+                Prompt = parse.GetValue(prompt) ?? "",
+                NegativePrompt = parse.GetValue(negative),
+                Width = parse.GetValue(width),
+                Height = parse.GetValue(height),
+                Steps = parse.GetValue(steps),
+                Guidance = parse.GetValue(guidance),
+                Mode = parse.GetValue(mode),
+            };
+            var plan = pipeline.Plan(request);
+            if (parse.GetValue(json))
+            {
+                JsonOut.Write(new
+                {
+                    model = engine.Description.ModelName,
+                    tokenizer = engine.Description.TokenizerNote,
+                    device_bytes = plan.DeviceBytes,
+                    system_reserve_bytes = plan.SystemReserveBytes,
+                    base_bytes = plan.BaseBytes,
+                    inference_bytes = plan.InferenceBytes,
+                    buffer_bytes = plan.BufferBytes,
+                    free_bytes = plan.FreeBytes,
+                    request_peak_bytes = plan.RequestPeakBytes,
+                    fits = plan.Fits,
+                    needs_more_bytes = plan.NeedsMoreBytes,
+                    message = plan.Describe(),
+                    fitting_alternatives = plan.FittingAlternatives,
+                    stages = plan.Stages.Select(s => new { name = s.Name, peak_bytes = s.PeakBytes }),
+                });
+                return plan.Fits ? 0 : 2;
+            }
+            AnsiConsole.MarkupLine($"[bold]Plan[/] for {Markup.Escape(engine.Description.ModelName)} on a {ByteSize.Format(plan.DeviceBytes)} device (simulated, allocator policy {Markup.Escape(options.AllocatorSettings is { Length: > 0 } s ? s : "default")})");
+            AnsiConsole.Write(MemoryView.Bar(plan));
+            AnsiConsole.MarkupLine($"system reserve {ByteSize.Format(plan.SystemReserveBytes)} | base {ByteSize.Format(plan.BaseBytes)} | inference {ByteSize.Format(plan.InferenceBytes)} | buffer {ByteSize.Format(plan.BufferBytes)} | free {ByteSize.Format(plan.FreeBytes)}");
+            AnsiConsole.Write(MemoryView.Stages(plan.Stages.Select(s => (s.Name, s.PeakBytes, (long?)null, (TimeSpan?)null))));
+            AnsiConsole.MarkupLine((plan.Fits ? "[green]" : "[red]") + Markup.Escape(plan.Describe()) + "[/]");
+            return plan.Fits ? 0 : 2;
+        }
+    }
+
+    private static long DetectDeviceBytes()
+    {
+        using var device = DeviceSelector.Select();
+        return device.GetMemoryInfo().TotalBytes;
+    }
+}

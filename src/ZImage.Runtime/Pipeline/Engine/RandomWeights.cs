@@ -1,0 +1,84 @@
+using ZImage.Runtime.Compute;
+using ZImage.Runtime.Memory;
+
+namespace ZImage.Runtime.Pipeline.Engine;
+
+/// <summary>
+/// Seeded random weights with the shapes the models ask for, so the pipeline runs without a checkpoint (the demo model).
+/// Each tensor is generated from <c>seed</c> and the FNV-1a hash of its name (order-independent): matrices
+/// N(0, 1/fan_in), norm weights 1 + N(0, 0.1²), other vectors N(0, 0.1²), embedding rows N(0, 1). It demonstrates the
+/// pipeline and the memory guard; the images are noise-like, not meaningful.
+/// </summary>
+public sealed class RandomWeights : IWeightProvider
+{
+    private readonly IDeviceAllocator _allocator;
+    private readonly IComputeOps _ops;
+    private readonly int _seed;
+    private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
+
+    /// <summary>Creates the provider; tensors are allocated on first request with the <c>weights</c> tag, all as F32.</summary>
+    public RandomWeights(IDeviceAllocator allocator, IComputeOps ops, int seed)
+    {
+        _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
+        _ops = ops ?? throw new ArgumentNullException(nameof(ops));
+        _seed = seed;
+    }
+
+    /// <inheritdoc />
+    public TensorDType MatrixDType => TensorDType.F32;
+
+    /// <inheritdoc />
+    public Tensor Matrix(string name, params int[] shape)
+    {
+        long fanIn = 1;
+        for (int i = 1; i < shape.Length; i++) fanIn *= shape[i];
+        return Get(name, MatrixDType, shape, (float)(1.0 / Math.Sqrt(Math.Max(1, fanIn))), 0f);
+    }
+
+    /// <inheritdoc />
+    public Tensor Vector(string name, params int[] shape)
+    {
+        bool norm = name.Contains("norm", StringComparison.Ordinal) && name.EndsWith(".weight", StringComparison.Ordinal);
+        return Get(name, TensorDType.F32, shape, 0.1f, norm ? 1f : 0f);
+    }
+
+    /// <inheritdoc />
+    public float[] GatherRows(string name, ReadOnlySpan<int> rows, int dim)
+    {
+        var result = new float[rows.Length * dim];
+        for (int r = 0; r < rows.Length; r++)
+            SeededNoise.Fill(Seed(name) ^ (rows[r] * unchecked((long)0x9E3779B97F4A7C15UL)), result.AsSpan(r * dim, dim));
+        return result;
+    }
+
+    private Tensor Get(string name, TensorDType dtype, int[] shape, float scale, float offset)
+    {
+        if (_tensors.TryGetValue(name, out var existing)) return existing;
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        var block = _allocator.Allocate(Math.Max(1, n) * Tensor.ElementSize(dtype), AllocationTags.Weights);
+        var t = new Tensor(block, dtype, shape);
+        if (!_ops.IsPlanning)
+        {
+            var host = SeededNoise.Create(Seed(name), checked((int)n));
+            for (int i = 0; i < host.Length; i++) host[i] = offset + scale * host[i];
+            _ops.Upload(host, t);
+        }
+        _tensors[name] = t;
+        return t;
+    }
+
+    private long Seed(string name)
+    {
+        ulong h = 14695981039346656037UL;
+        foreach (char c in name) { h ^= c; h *= 1099511628211UL; }
+        return (long)h ^ _seed;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var t in _tensors.Values) t.Dispose();
+        _tensors.Clear();
+    }
+}

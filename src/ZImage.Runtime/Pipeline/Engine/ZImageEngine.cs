@@ -1,0 +1,328 @@
+using ZImage.Kernels;
+using ZImage.Runtime.Budget;
+using ZImage.Runtime.Compute;
+using ZImage.Runtime.Devices;
+using ZImage.Runtime.Memory;
+using ZImage.Runtime.Models.Configuration;
+using ZImage.Runtime.Models.Scheduling;
+using ZImage.Runtime.Models.TextEncoder;
+using ZImage.Runtime.Models.Tokenization;
+using ZImage.Runtime.Models.Transformer;
+using ZImage.Runtime.Models.Vae;
+
+namespace ZImage.Runtime.Pipeline.Engine;
+
+/// <summary>Where an engine's weights come from.</summary>
+public enum WeightSource
+{
+    /// <summary>A diffusers-format checkpoint folder (safetensors).</summary>
+    Checkpoint,
+    /// <summary>Seeded random weights built in memory (<see cref="RandomWeights"/>): the demo model.</summary>
+    Random,
+    /// <summary>No data: sizes only, on a simulated device (plans).</summary>
+    Planning,
+}
+
+/// <summary>
+/// The real <see cref="IGenerationEngine"/>: Qwen2 tokenizer → Qwen3 text encoder → Z-Image DiT with flow-match Euler
+/// → FLUX VAE decoder, over ILGPU kernels and the PyTorch-policy <see cref="CachingAllocator"/> (through a
+/// <see cref="BudgetedAllocator"/> when a budget is given, and a <see cref="WorkspaceTracker"/> for exact stage peaks).
+/// Its planning twin runs the identical model code with <see cref="PlanningComputeOps"/> on a
+/// <see cref="SimulatedDeviceBackend"/> with the same <see cref="AllocatorSettings"/>.
+/// </summary>
+public sealed class ZImageEngine : IGenerationEngine
+{
+    private readonly ZImageConfig _config;
+    private readonly WeightSource _source;
+    private readonly string? _checkpointDir;
+    private readonly Qwen2Tokenizer? _tokenizer;
+    private readonly AllocatorSettings _settings;
+    private readonly TensorDType _matrixDType;
+    private readonly int _randomSeed;
+    private readonly ComputeDevice? _device;
+    private readonly IDeviceMemoryBackend _backend;
+    private readonly CachingAllocator _caching;
+    private readonly IComputeOps _ops;
+    private readonly FlowMatchEulerScheduler _scheduler;
+    private WorkspaceTracker? _tracker;
+    private ComputeContext? _ctx;
+    private CheckpointFolder? _folder;
+    private readonly List<IWeightProvider> _weights = new();
+    private Tensor? _previewProjection, _previewBias;
+    private Qwen3TextEncoder? _textEncoder;
+
+    // FLUX-VAE latent→RGB approximation (ComfyUI's Flux latent format): rgb = latents·F + b, for the preview only.
+    private static readonly float[] FluxLatentRgbFactors =
+    [
+        -0.0346f, 0.0244f, 0.0681f, 0.0034f, 0.0210f, 0.0687f, 0.0275f, -0.0668f, -0.0433f, -0.0174f, 0.0160f, 0.0617f,
+        0.0859f, 0.0721f, 0.0329f, 0.0004f, 0.0383f, 0.0115f, 0.0405f, 0.0861f, 0.0915f, -0.0236f, -0.0185f, -0.0259f,
+        -0.0245f, 0.0250f, 0.1180f, 0.1008f, 0.0755f, -0.0421f, -0.0515f, 0.0201f, 0.0011f, 0.0428f, -0.0012f, -0.0036f,
+        0.0817f, 0.0765f, 0.0749f, -0.1264f, -0.0522f, -0.1103f, -0.0280f, -0.0881f, -0.0499f, -0.1262f, -0.0982f, -0.0778f,
+    ];
+    private static readonly float[] FluxLatentRgbBias = [-0.0329f, -0.0718f, -0.0851f];
+    private ZImageTransformer? _transformer;
+    private VaeDecoder? _vae;
+
+    private ZImageEngine(ZImageConfig config, WeightSource source, string? checkpointDir, Qwen2Tokenizer? tokenizer, AllocatorSettings settings,
+        TensorDType matrixDType, int randomSeed, ComputeDevice? device, IDeviceMemoryBackend backend, IComputeOps ops, string modelName)
+    {
+        _config = config;
+        _source = source;
+        _checkpointDir = checkpointDir;
+        _tokenizer = tokenizer;
+        _settings = settings;
+        _matrixDType = source == WeightSource.Random ? TensorDType.F32 : matrixDType;
+        _randomSeed = randomSeed;
+        _device = device;
+        _backend = backend;
+        _ops = ops;
+        _caching = new CachingAllocator(backend, settings);
+        _scheduler = new FlowMatchEulerScheduler(config.Scheduler);
+        Description = new EngineDescription(modelName, backend.Name, source == WeightSource.Random || modelName == TinyRandomName,
+            tokenizer is not null ? $"Qwen2 byte-level BPE ({tokenizer.Source})"
+                : "byte-level fallback (no tokenizer.json): the chat template's real ids plus one id per UTF-8 byte");
+    }
+
+    /// <summary>The model name of the in-memory demo model.</summary>
+    public const string TinyRandomName = "tiny-random";
+
+    /// <summary>Opens a real engine on a checkpoint folder, or on the tiny random model when <paramref name="checkpointDir"/> is null.</summary>
+    /// <param name="checkpointDir">A diffusers-format Z-Image folder, or null for the demo model.</param>
+    /// <param name="options">Device, allocator settings, weight dtype, seed.</param>
+    public static ZImageEngine Open(string? checkpointDir, ZImageEngineOptions? options = null)
+    {
+        options ??= new ZImageEngineOptions();
+        var settings = AllocatorSettings.Parse(options.AllocatorSettings);
+        ZImageConfig config;
+        Qwen2Tokenizer? tokenizer = null;
+        string name;
+        if (checkpointDir is null)
+        {
+            config = TinyZImageConfig.Config;
+            name = TinyRandomName;
+        }
+        else
+        {
+            config = ZImageConfig.Load(checkpointDir);
+            string tokDir = Path.Combine(checkpointDir, ZImageConfig.TokenizerFolder);
+            tokenizer = File.Exists(Path.Combine(tokDir, "tokenizer.json")) ? Qwen2Tokenizer.Load(tokDir) : null;
+            name = new DirectoryInfo(checkpointDir).Name;
+        }
+        var device = DeviceSelector.Select(new DeviceOptions { ForceCpu = options.ForceCpu });
+        try
+        {
+            IDeviceMemoryBackend backend = device.CreateAcceleratorBackend(options.CapacityBytes is { } cap ? new AcceleratorMemoryBackendOptions { CapacityBytes = cap } : null);
+            if (options.BackendDecorator is { } decorate) backend = decorate(backend);
+            var ops = new KernelComputeOps(new KernelContext(device.Accelerator));
+            return new ZImageEngine(config, checkpointDir is null ? WeightSource.Random : WeightSource.Checkpoint, checkpointDir, tokenizer, settings,
+                options.WeightDType, options.RandomSeed, device, backend, ops, name);
+        }
+        catch
+        {
+            device.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A planning-only engine for <paramref name="config"/> (e.g. <see cref="ZImageConfig.Turbo"/>) on a simulated device: plans without weights.</summary>
+    public static ZImageEngine CreatePlanning(ZImageConfig config, long deviceBytes, AllocatorSettings? settings = null, TensorDType matrixDType = TensorDType.BF16,
+        Qwen2Tokenizer? tokenizer = null, string modelName = "Z-Image-Turbo (embedded config)")
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var backend = new SimulatedDeviceBackend(deviceBytes);
+        return new ZImageEngine(config, WeightSource.Planning, null, tokenizer, settings ?? AllocatorSettings.Default, matrixDType, 0, null, backend,
+            new PlanningComputeOps(), modelName);
+    }
+
+    /// <inheritdoc />
+    public EngineDescription Description { get; }
+
+    /// <inheritdoc />
+    public bool IsPlanning => _ops.IsPlanning;
+
+    /// <summary>The configuration the models are built from.</summary>
+    public ZImageConfig Config => _config;
+
+    /// <summary>The caching allocator (statistics, trace observers).</summary>
+    public CachingAllocator Allocator => _caching;
+
+    /// <inheritdoc />
+    public void Load(BudgetGuard? budget, CancellationToken cancellationToken)
+    {
+        if (_ctx is not null) return;
+        IDeviceAllocator inner = budget is null ? _caching : new BudgetedAllocator(_caching, budget, _caching.RoundSize);
+        _tracker = new WorkspaceTracker(inner, _caching.RoundSize);
+        _ctx = new ComputeContext(_tracker, _ops);
+        IWeightProvider te, tr, vae;
+        switch (_source)
+        {
+            case WeightSource.Checkpoint:
+                _folder = CheckpointFolder.Open(_checkpointDir!);
+                var o = new CheckpointWeightsOptions { MatrixDType = _matrixDType };
+                te = new CheckpointWeights(_folder.TextEncoder, _tracker, o);
+                tr = new CheckpointWeights(_folder.Transformer, _tracker, o);
+                vae = new CheckpointWeights(_folder.Vae, _tracker, o);
+                break;
+            case WeightSource.Random:
+                te = new RandomWeights(_tracker, _ops, _randomSeed);
+                tr = new RandomWeights(_tracker, _ops, _randomSeed + 1);
+                vae = new RandomWeights(_tracker, _ops, _randomSeed + 2);
+                break;
+            default:
+                te = new PlanningWeights(_tracker, _matrixDType);
+                tr = new PlanningWeights(_tracker, _matrixDType);
+                vae = new PlanningWeights(_tracker, _matrixDType);
+                break;
+        }
+        _weights.AddRange([te, tr, vae]);
+        // The constructors fetch every weight, so after these lines the base is resident; building KernelComputeOps
+        // (in Open) already compiled every kernel family, so no generation pays a JIT spike.
+        _textEncoder = new Qwen3TextEncoder(_config.TextEncoder, te, _ctx);
+        cancellationToken.ThrowIfCancellationRequested();
+        _transformer = new ZImageTransformer(TransformerDimsOf(_config.Transformer), tr, _ctx);
+        cancellationToken.ThrowIfCancellationRequested();
+        _vae = new VaeDecoder(_config.Vae, vae, _ctx);
+        int channels = _config.Transformer.InChannels;
+        _previewProjection = _ctx.Empty(AllocationTags.Weights, channels, 3);
+        _previewBias = _ctx.Empty(AllocationTags.Weights, 3);
+        if (channels == 16)
+        {
+            _ops.Upload(FluxLatentRgbFactors, _previewProjection);
+            _ops.Upload(FluxLatentRgbBias, _previewBias);
+        }
+        else
+        {
+            // Not a FLUX latent space: a grey-level mean of the channels is the most honest cheap preview.
+            _ops.Upload(Enumerable.Repeat(1f / channels, channels * 3).ToArray(), _previewProjection);
+            _ops.Upload(new float[3], _previewBias);
+        }
+        _ops.Synchronize();
+    }
+
+    internal static TransformerDims TransformerDimsOf(TransformerConfig c) => new()
+    {
+        InChannels = c.InChannels,
+        PatchSize = c.AllPatchSize[0],
+        Dim = c.Dim,
+        Heads = c.NHeads,
+        Layers = c.NLayers,
+        RefinerLayers = c.NRefinerLayers,
+        CapFeatDim = c.CapFeatDim,
+        NormEps = (float)c.NormEps,
+        RopeTheta = c.RopeTheta,
+        TScale = (float)c.TScale,
+        AxesDims = [.. c.AxesDims],
+        AxesLens = [.. c.AxesLens],
+    };
+
+    /// <inheritdoc />
+    public EngineMemoryStats GetMemoryStats()
+    {
+        var s = _caching.GetStatistics();
+        return new EngineMemoryStats(_backend.GetMemoryInfo().TotalBytes, _tracker?.WeightBytes ?? 0, (_tracker?.WeightBytes ?? 0) + (_tracker?.WorkspaceBytes ?? 0),
+            s.ReservedBytes.Current, _tracker?.PeakWorkspaceBytes ?? 0, s.NumAllocRetries, s.NumOoms);
+    }
+
+    /// <inheritdoc />
+    public void ResetPeakStats()
+    {
+        _tracker?.ResetPeak();
+        _caching.ResetPeakStats();
+    }
+
+    /// <inheritdoc />
+    public void EmptyCache() => _caching.EmptyCache();
+
+    /// <inheritdoc />
+    public int[] Tokenize(string prompt, int maxLength) =>
+        _tokenizer?.EncodeChat(prompt, maxLength) ?? ByteLevelFallbackTokenizer.EncodeChat(prompt, maxLength);
+
+    /// <inheritdoc />
+    public Tensor EncodePrompt(int[] tokenIds) => Loaded(_textEncoder).Encode(tokenIds);
+
+    /// <inheritdoc />
+    public Tensor CreateLatents(ReadOnlySpan<float> values, int height, int width)
+    {
+        var t = Ctx.Empty(AllocationTags.Latents, _config.Transformer.InChannels, height, width);
+        try { _ops.Upload(values, t); }
+        catch { t.Dispose(); throw; }
+        return t;
+    }
+
+    /// <inheritdoc />
+    public float[] Sigmas(int steps) => _scheduler.Sigmas(steps);
+
+    /// <inheritdoc />
+    public float ModelTime(float sigma) => FlowMatchEulerScheduler.ModelTimeFromTimestep(sigma * _config.Scheduler.NumTrainTimesteps);
+
+    /// <inheritdoc />
+    public Tensor Predict(Tensor latents, float modelTime, Tensor caption) => Loaded(_transformer).Forward(latents, modelTime, caption);
+
+    /// <inheritdoc />
+    public void CombineGuidance(Tensor positive, Tensor negative, float guidance, float normalization) =>
+        _ops.CfgCombine(positive, negative, guidance, normalization, positive);
+
+    /// <inheritdoc />
+    public void EulerStep(Tensor latents, Tensor modelOutput, float dt) => _ops.EulerStep(latents, modelOutput, dt);
+
+    /// <inheritdoc />
+    public RgbImage Decode(Tensor latents)
+    {
+        using var image = Loaded(_vae).Decode(latents);
+        int h = image.Shape[1], w = image.Shape[2];
+        using var rgb = Ctx.Empty(AllocationTags.Vae, TensorDType.U8, h, w, 3);
+        _ops.ToRgb8(image, rgb);
+        return new RgbImage(w, h, IsPlanning ? new byte[w * h * 3] : _ops.DownloadBytes(rgb));
+    }
+
+    /// <inheritdoc />
+    public RgbImage? Preview(Tensor latents)
+    {
+        if (IsPlanning) return null;
+        int h = latents.Shape[1], w = latents.Shape[2];
+        using var rgb = Ctx.Empty(AllocationTags.Latents, TensorDType.U8, h, w, 3);
+        _ops.LatentPreview(latents, _previewProjection!, _previewBias, rgb);
+        return new RgbImage(w, h, _ops.DownloadBytes(rgb));
+    }
+
+    /// <inheritdoc />
+    public IGenerationEngine CreatePlanner(long deviceBytes) =>
+        new ZImageEngine(_config, WeightSource.Planning, null, _tokenizer, _settings, _matrixDType, 0, null, new SimulatedDeviceBackend(deviceBytes),
+            new PlanningComputeOps(), Description.ModelName);
+
+    private ComputeContext Ctx => _ctx ?? throw new InvalidOperationException("The engine is not loaded; call Load first.");
+
+    private static T Loaded<T>(T? model) where T : class =>
+        model ?? throw new InvalidOperationException("The engine is not loaded; call Load first.");
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _previewProjection?.Dispose();
+        _previewBias?.Dispose();
+        foreach (var w in _weights) w.Dispose();
+        _weights.Clear();
+        _folder?.Dispose();
+        _caching.Dispose();
+        (_ops as IDisposable)?.Dispose();
+        _backend.Dispose();
+        _device?.Dispose();
+    }
+}
+
+/// <summary>Options of <see cref="ZImageEngine.Open"/>.</summary>
+public sealed record ZImageEngineOptions
+{
+    /// <summary>Use ILGPU's CPU accelerator even when a GPU is present.</summary>
+    public bool ForceCpu { get; init; }
+    /// <summary>Allocator settings (<c>PYTORCH_CUDA_ALLOC_CONF</c> syntax).</summary>
+    public string AllocatorSettings { get; init; } = "";
+    /// <summary>Device dtype of large weight matrices (the demo model always uses F32).</summary>
+    public TensorDType WeightDType { get; init; } = TensorDType.BF16;
+    /// <summary>Seed of the demo model's random weights.</summary>
+    public int RandomSeed { get; init; } = 20260101;
+    /// <summary>Caps the device capacity the allocator sees (e.g. to emulate a smaller GPU).</summary>
+    public long? CapacityBytes { get; init; }
+    /// <summary>Wraps the device backend (fault injection in tests, tracing).</summary>
+    public Func<IDeviceMemoryBackend, IDeviceMemoryBackend>? BackendDecorator { get; init; }
+}
