@@ -78,7 +78,8 @@ public class TinyCheckpointTests
         using var pipeline = new ImagePipeline(engine, options);
         await pipeline.StartAsync();
         long baseline = engine.GetMemoryStats().AllocatedBytes;
-        var request = new GenerationRequest { Prompt = "x", Width = 16, Height = 16, Steps = 1, Seed = 1 };
+        // 128x128: the VAE activations exceed 1 MiB, so they need a fresh large-pool segment from the (failing) device.
+        var request = new GenerationRequest { Prompt = "x", Width = 128, Height = 128, Steps = 1, Seed = 1 };
         failing!.Armed = true;
         await Assert.ThrowsAsync<DeviceOutOfMemoryException>(() => pipeline.GenerateAsync(request));
         failing.Armed = false;
@@ -109,7 +110,7 @@ public class TinyCheckpointTests
         using var pipeline = new ImagePipeline(ZImageEngine.CreatePlanning(Runtime.Models.Configuration.ZImageConfig.Turbo, 24 * ByteSize.GiB), options);
         var plan = pipeline.Plan(new GenerationRequest { Prompt = "a lighthouse at dusk", Width = 768, Height = 768, Mode = GenerationMode.Standard });
         Assert.Equal(1 + 25 + 1, plan.Stages.Count);
-        Assert.InRange(plan.BaseBytes, 19L * ByteSize.GiB, 21L * ByteSize.GiB); // bf16 DiT 11.5 GiB + text encoder layers + VAE
+        Assert.InRange(plan.BaseBytes, 18L * ByteSize.GiB, 21L * ByteSize.GiB); // bf16: DiT 11.5 GiB + text-encoder layers 0-34 (embedding stays on the host) + VAE decoder
         Assert.True(plan.Stages[1].PeakBytes > plan.Stages[0].PeakBytes);
         Assert.Equal(plan.Stages.Max(s => s.PeakBytes), plan.RequestPeakBytes);
     }
