@@ -64,6 +64,18 @@ public class MemoryBudgetTests
     }
 
     [Fact]
+    public void OverCommittedDeviceSaysHowMuchMoreItNeeds()
+    {
+        using var pipeline = TestPipelines.Create(new FakeEngine(), o => { o.Budget.DeviceMemory = "1MiB"; o.Budget.SystemReserve = "256KiB"; o.Budget.Inference = null; });
+        var plan = pipeline.Plan(TestPipelines.Small());
+        Assert.False(plan.Fits);
+        Assert.Equal(0, plan.InferenceBytes); // nothing is left for workspace once the 1 MiB of weights is resident
+        Assert.Equal(plan.RequestPeakBytes + 256 * ByteSize.KiB, plan.NeedsMoreBytes);
+        Assert.Contains("over-commit the 1.00 MiB device by 256.00 KiB", plan.Describe());
+        Assert.StartsWith($"needs {ByteSize.Format(plan.NeedsMoreBytes)} more", plan.Describe());
+    }
+
+    [Fact]
     public async Task DownscalePolicyRunsTheLargestFittingPresetWithAWarning()
     {
         using var pipeline = TestPipelines.Create(new FakeEngine(), o =>

@@ -32,8 +32,8 @@ public sealed record MemoryPlan
     public long RequestPeakBytes => Stages.Count == 0 ? 0 : Stages.Max(s => s.PeakBytes);
     /// <summary>Whether the request fits the inference segment.</summary>
     public bool Fits => RequestPeakBytes <= InferenceBytes && FreeBytes >= 0;
-    /// <summary>How much more memory the request needs (0 when it fits).</summary>
-    public long NeedsMoreBytes => Math.Max(0, Math.Max(RequestPeakBytes - InferenceBytes, -FreeBytes));
+    /// <summary>How much more device memory the request needs (0 when it fits): its excess over the inference segment plus any over-commitment of the carve-up.</summary>
+    public long NeedsMoreBytes => Math.Max(0, RequestPeakBytes - InferenceBytes) + Math.Max(0, -FreeBytes);
     /// <summary>Smaller settings that fit, e.g. <c>768×768 Turbo</c> (empty when it fits or nothing does).</summary>
     public IReadOnlyList<string> FittingAlternatives { get; init; } = [];
 
@@ -42,9 +42,10 @@ public sealed record MemoryPlan
     {
         if (Fits)
             return $"fits: peak {ByteSize.Format(RequestPeakBytes)} of the {ByteSize.Format(InferenceBytes)} inference segment";
-        string what = RequestPeakBytes > InferenceBytes
+        string what = FreeBytes >= 0
             ? $"needs {ByteSize.Format(RequestPeakBytes - InferenceBytes)} more than the {ByteSize.Format(InferenceBytes)} inference segment"
-            : $"the carve-up over-commits the {ByteSize.Format(DeviceBytes)} device by {ByteSize.Format(-FreeBytes)}";
+            : $"needs {ByteSize.Format(NeedsMoreBytes)} more: system reserve + base {ByteSize.Format(BaseBytes)} + buffer already over-commit the {ByteSize.Format(DeviceBytes)} device by {ByteSize.Format(-FreeBytes)}"
+              + (RequestPeakBytes > InferenceBytes ? $", and the request's {ByteSize.Format(RequestPeakBytes)} peak exceeds the {ByteSize.Format(InferenceBytes)} inference segment" : "");
         string alt = FittingAlternatives.Count > 0 ? $"; {string.Join(", ", FittingAlternatives)} fits" : "; no smaller preset fits";
         return what + alt;
     }
