@@ -29,6 +29,8 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         Rope = new RopeKernels(context);
         Conv = new ConvKernels(context);
         Diffusion = new DiffusionKernels(context);
+        // Model-specific kernels (transpose) compile here too, so warm-up covers every kernel a generation launches.
+        WarmUpModelKernels();
     }
 
     /// <summary>The kernel context (accelerator, variant, stream).</summary>
