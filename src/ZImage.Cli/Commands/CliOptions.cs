@@ -17,7 +17,7 @@ internal static class CliOptions
     public static Option<string?> DeviceBytes() => new("--device-bytes") { Description = "Device capacity to plan for, e.g. 24GiB (default: what the device reports)." };
     public static Option<string?> Inference() => new("--inference") { Description = "Inference segment, e.g. 4GiB (default: the plan of the sizing request, 1024x1024 with CFG)." };
     public static Option<string?> SystemReserve() => new("--system-reserve") { Description = "System reserve, e.g. 512MiB." };
-    public static Option<string?> Buffer() => new("--buffer") { Description = "Buffer above the inference segment, e.g. 256MiB." };
+    public static Option<string?> Buffer() => new("--buffer") { Description = "Buffer above the inference segment (default 0.7GiB)." };
     public static Option<string?> Allocator() => new("--allocator") { Description = "Allocator settings in PYTORCH_CUDA_ALLOC_CONF syntax, e.g. max_split_size_mb:128." };
 
     /// <summary>Validates a byte-size option early so the message names the option.</summary>

@@ -88,8 +88,8 @@ public sealed class MemoryBudgetOptions
     /// <summary>The inference segment; null derives it from the exact plan of the sizing request (<see cref="SizingWidth"/> × <see cref="SizingHeight"/>, CFG, full-length prompts).</summary>
     public string? Inference { get; set; }
 
-    /// <summary>Margin kept free above the inference segment.</summary>
-    public string Buffer { get; set; } = "256MiB";
+    /// <summary>Margin kept free above the inference segment (default 0.7 GiB, as the BudgetGuard default).</summary>
+    public string Buffer { get; set; } = "0.7GiB";
 
     /// <summary>Width of the largest request the host should admit (sizes the derived inference segment).</summary>
     public int SizingWidth { get; set; } = 1024;
