@@ -24,9 +24,10 @@ public sealed class AttentionCorrectnessTests(GemmAcceleratorFixture fx)
     };
 
     /// <summary>
-    /// (Sq, Sk, Hq, Hkv, Dh, causal) around the portable kernel's 4-query-row × 8-key blocking: Sq one below, at and
-    /// above multiples of 4 (single-row remainder path), Sk with and without an 8-key tail, causal blocks whose
-    /// diagonal falls inside a full 8-key block and inside the tail, and GQA with several query heads per KV head.
+    /// (Sq, Sk, Hq, Hkv, Dh, causal) around the portable kernel's blocking (8 query rows × 8 keys, then a 4-row block
+    /// and single rows for the Sq remainder): every remainder path and their combinations, Sk with and without an
+    /// 8-key tail, causal blocks whose diagonal falls inside a full 8-key block and inside the tail, and GQA with
+    /// several query heads per KV head.
     /// </summary>
     public static TheoryData<int, int, int, int, int, bool> PortableBlockingCases() => new()
     {
@@ -41,6 +42,8 @@ public sealed class AttentionCorrectnessTests(GemmAcceleratorFixture fx)
         { 19, 19, 2, 1, 24, true },
         { 24, 17, 2, 2, 8, false },
         { 26, 26, 3, 1, 5, true },
+        { 15, 15, 2, 1, 8, true },
+        { 14, 21, 2, 2, 8, false },
     };
 
     /// <summary>Tiny cases for the (simulated) GPU variant; 2100 exceeds the tiled limit and takes the fallback.</summary>
