@@ -31,11 +31,10 @@ internal struct AttnShape
 /// accumulator tiles live in dynamic shared memory (≤ 48 KiB); the tile height shrinks with the head dim (16 rows up
 /// to Dh 128, 8 up to 256, 4 up to 512, ...). Causal groups skip key tiles above their last query.
 /// Head dims above <see cref="MaxTiledHeadDim"/> run the portable kernel instead (documented fallback).</item>
-/// <item><see cref="KernelVariant.Portable"/>: about <see cref="KernelContext.PortableChunks"/> coarse threads, dealt
-/// blocks of 8 query rows of one head round-robin; each block loops over the keys 8 at a time with the 8×8 scores
-/// in locals (so every K/V load serves 8 queries), then one online-softmax update per row and key block, with the
-/// accumulator rescale folded into the output update. A last partial block runs as 4 rows and then single rows.
-/// The output rows double as the accumulators, so no scratch memory is needed.</item>
+/// <item><see cref="KernelVariant.Portable"/>: about <see cref="KernelContext.PortableChunks"/> coarse threads, each
+/// owning a contiguous range of (query row, head) pairs and looping over the keys in blocks of 8 (8 scores in
+/// registers, one online-softmax update per block); the output row doubles as the accumulator, so no scratch
+/// memory is needed.</item>
 /// </list>
 /// Launches are queued on <see cref="KernelContext.Stream"/>; <c>o</c> must not overlap the inputs.
 /// </summary>
@@ -45,8 +44,8 @@ public sealed class AttentionKernels
     public const int MaxTiledHeadDim = 2048;
 
     private const int GroupThreads = 128;
-    /// <summary>Portable variant: query rows (of one head) per work unit; each K/V load serves all of them.</summary>
-    private const int PortableRows = 8;
+    /// <summary>Portable variant: query rows (of one head) that share each K/V load.</summary>
+    private const int PortableRows = 4;
     private const int SharedFloatBudget = 48 * 1024 / sizeof(float);
 
     private readonly KernelContext _ctx;
@@ -145,150 +144,20 @@ public sealed class AttentionKernels
             int block = u / s.Hq;
             int h = u - block * s.Hq;
             int i0 = block * PortableRows;
-            if (i0 + PortableRows <= s.Sq) Rows8(q, k, v, o, s, i0, h);
+            if (i0 + PortableRows <= s.Sq) Rows4(q, k, v, o, s, i0, h);
             else
             {
-                // The last, partial block: 4 rows at once if possible, then one at a time.
-                int i = i0;
-                if (i + 4 <= s.Sq)
-                {
-                    Rows4(q, k, v, o, s, i, h);
-                    i += 4;
-                }
-                for (; i < s.Sq; i++) Row1(q, k, v, o, s, i, h);
+                for (int i = i0; i < s.Sq; i++) Row1(q, k, v, o, s, i, h);
             }
         }
     }
 
     /// <summary>
-    /// Query rows i0..i0+7 of head h against every key, 8 keys at a time. On the CPU accelerator each view access
-    /// is a bounds check plus a call (the simulator's dominant cost), so the block shape is chosen to minimise
-    /// accesses per multiply-add: per key block and channel, 8 Q and 8 K loads feed 64 dot-product FMAs, and 8 V
-    /// loads plus one read and one write of each of the 8 output rows (the running-max rescale folded into that
-    /// write) feed 64 more; a one-row loop needs about four times as many accesses.
-    /// Tiered JIT compilation is bypassed: a tier-0 body would not inline the view accessors.
+    /// Query rows i0..i0+3 of head h. Each K/V element loaded serves four queries, and each output element is
+    /// read and written once per 8 keys (with the running-max rescale folded into that write), which cuts the
+    /// per-FMA view accesses (the CPU accelerator's dominant cost) about 2.5× against a one-row loop.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Rows8(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, in AttnShape s, int i0, int h)
-    {
-        int dh = s.Dh;
-        int qs = s.Hq * dh, ks = s.Hkv * dh;
-        int qa = (i0 * s.Hq + h) * dh;
-        int kvBase = (h / s.HeadsPerKv) * dh;
-        float sc = s.Scale;
-        for (int d = 0; d < dh; d++)
-        {
-            int od = qa + d;
-            o[od] = 0f; o[od + qs] = 0f; o[od + 2 * qs] = 0f; o[od + 3 * qs] = 0f; o[od + 4 * qs] = 0f; o[od + 5 * qs] = 0f; o[od + 6 * qs] = 0f; o[od + 7 * qs] = 0f;
-        }
-        float max0 = float.NegativeInfinity, max1 = float.NegativeInfinity, max2 = float.NegativeInfinity, max3 = float.NegativeInfinity, max4 = float.NegativeInfinity, max5 = float.NegativeInfinity, max6 = float.NegativeInfinity, max7 = float.NegativeInfinity;
-        float sum0 = 0f, sum1 = 0f, sum2 = 0f, sum3 = 0f, sum4 = 0f, sum5 = 0f, sum6 = 0f, sum7 = 0f;
-        bool causal = s.Causal != 0;
-        // Causal: the block's last row sees keys 0..i0+7; key 0 is visible to every row, so each row's running
-        // max is finite after the first key block and masked scores (-inf) contribute exp(-inf) = 0.
-        int keyEnd = causal ? Math.Min(s.Sk, i0 + 8) : s.Sk;
-        int j = 0;
-        for (; j + 8 <= keyEnd; j += 8)
-        {
-            int kb = j * ks + kvBase;
-            float s00 = 0f, s01 = 0f, s02 = 0f, s03 = 0f, s04 = 0f, s05 = 0f, s06 = 0f, s07 = 0f;
-            float s10 = 0f, s11 = 0f, s12 = 0f, s13 = 0f, s14 = 0f, s15 = 0f, s16 = 0f, s17 = 0f;
-            float s20 = 0f, s21 = 0f, s22 = 0f, s23 = 0f, s24 = 0f, s25 = 0f, s26 = 0f, s27 = 0f;
-            float s30 = 0f, s31 = 0f, s32 = 0f, s33 = 0f, s34 = 0f, s35 = 0f, s36 = 0f, s37 = 0f;
-            float s40 = 0f, s41 = 0f, s42 = 0f, s43 = 0f, s44 = 0f, s45 = 0f, s46 = 0f, s47 = 0f;
-            float s50 = 0f, s51 = 0f, s52 = 0f, s53 = 0f, s54 = 0f, s55 = 0f, s56 = 0f, s57 = 0f;
-            float s60 = 0f, s61 = 0f, s62 = 0f, s63 = 0f, s64 = 0f, s65 = 0f, s66 = 0f, s67 = 0f;
-            float s70 = 0f, s71 = 0f, s72 = 0f, s73 = 0f, s74 = 0f, s75 = 0f, s76 = 0f, s77 = 0f;
-            for (int d = 0; d < dh; d++)
-            {
-                int qd = qa + d, kd = kb + d;
-                float q0 = q[qd], q1 = q[qd + qs], q2 = q[qd + 2 * qs], q3 = q[qd + 3 * qs], q4 = q[qd + 4 * qs], q5 = q[qd + 5 * qs], q6 = q[qd + 6 * qs], q7 = q[qd + 7 * qs];
-                float k0 = k[kd], k1 = k[kd + ks], k2 = k[kd + 2 * ks], k3 = k[kd + 3 * ks], k4 = k[kd + 4 * ks], k5 = k[kd + 5 * ks], k6 = k[kd + 6 * ks], k7 = k[kd + 7 * ks];
-                s00 += q0 * k0; s01 += q0 * k1; s02 += q0 * k2; s03 += q0 * k3; s04 += q0 * k4; s05 += q0 * k5; s06 += q0 * k6; s07 += q0 * k7;
-                s10 += q1 * k0; s11 += q1 * k1; s12 += q1 * k2; s13 += q1 * k3; s14 += q1 * k4; s15 += q1 * k5; s16 += q1 * k6; s17 += q1 * k7;
-                s20 += q2 * k0; s21 += q2 * k1; s22 += q2 * k2; s23 += q2 * k3; s24 += q2 * k4; s25 += q2 * k5; s26 += q2 * k6; s27 += q2 * k7;
-                s30 += q3 * k0; s31 += q3 * k1; s32 += q3 * k2; s33 += q3 * k3; s34 += q3 * k4; s35 += q3 * k5; s36 += q3 * k6; s37 += q3 * k7;
-                s40 += q4 * k0; s41 += q4 * k1; s42 += q4 * k2; s43 += q4 * k3; s44 += q4 * k4; s45 += q4 * k5; s46 += q4 * k6; s47 += q4 * k7;
-                s50 += q5 * k0; s51 += q5 * k1; s52 += q5 * k2; s53 += q5 * k3; s54 += q5 * k4; s55 += q5 * k5; s56 += q5 * k6; s57 += q5 * k7;
-                s60 += q6 * k0; s61 += q6 * k1; s62 += q6 * k2; s63 += q6 * k3; s64 += q6 * k4; s65 += q6 * k5; s66 += q6 * k6; s67 += q6 * k7;
-                s70 += q7 * k0; s71 += q7 * k1; s72 += q7 * k2; s73 += q7 * k3; s74 += q7 * k4; s75 += q7 * k5; s76 += q7 * k6; s77 += q7 * k7;
-            }
-            if (causal && j + 7 > i0)
-            {
-                Mask8(j, i0, ref s01, ref s02, ref s03, ref s04, ref s05, ref s06, ref s07);
-                Mask8(j, i0 + 1, ref s11, ref s12, ref s13, ref s14, ref s15, ref s16, ref s17);
-                Mask8(j, i0 + 2, ref s21, ref s22, ref s23, ref s24, ref s25, ref s26, ref s27);
-                Mask8(j, i0 + 3, ref s31, ref s32, ref s33, ref s34, ref s35, ref s36, ref s37);
-                Mask8(j, i0 + 4, ref s41, ref s42, ref s43, ref s44, ref s45, ref s46, ref s47);
-                Mask8(j, i0 + 5, ref s51, ref s52, ref s53, ref s54, ref s55, ref s56, ref s57);
-                Mask8(j, i0 + 6, ref s61, ref s62, ref s63, ref s64, ref s65, ref s66, ref s67);
-                Mask8(j, i0 + 7, ref s71, ref s72, ref s73, ref s74, ref s75, ref s76, ref s77);
-            }
-            float a0 = Online8(sc, ref max0, ref sum0, ref s00, ref s01, ref s02, ref s03, ref s04, ref s05, ref s06, ref s07);
-            float a1 = Online8(sc, ref max1, ref sum1, ref s10, ref s11, ref s12, ref s13, ref s14, ref s15, ref s16, ref s17);
-            float a2 = Online8(sc, ref max2, ref sum2, ref s20, ref s21, ref s22, ref s23, ref s24, ref s25, ref s26, ref s27);
-            float a3 = Online8(sc, ref max3, ref sum3, ref s30, ref s31, ref s32, ref s33, ref s34, ref s35, ref s36, ref s37);
-            float a4 = Online8(sc, ref max4, ref sum4, ref s40, ref s41, ref s42, ref s43, ref s44, ref s45, ref s46, ref s47);
-            float a5 = Online8(sc, ref max5, ref sum5, ref s50, ref s51, ref s52, ref s53, ref s54, ref s55, ref s56, ref s57);
-            float a6 = Online8(sc, ref max6, ref sum6, ref s60, ref s61, ref s62, ref s63, ref s64, ref s65, ref s66, ref s67);
-            float a7 = Online8(sc, ref max7, ref sum7, ref s70, ref s71, ref s72, ref s73, ref s74, ref s75, ref s76, ref s77);
-            for (int d = 0; d < dh; d++)
-            {
-                int vd = kb + d, od = qa + d;
-                float v0 = v[vd], v1 = v[vd + ks], v2 = v[vd + 2 * ks], v3 = v[vd + 3 * ks], v4 = v[vd + 4 * ks], v5 = v[vd + 5 * ks], v6 = v[vd + 6 * ks], v7 = v[vd + 7 * ks];
-                o[od] = o[od] * a0 + (s00 * v0 + s01 * v1 + s02 * v2 + s03 * v3 + s04 * v4 + s05 * v5 + s06 * v6 + s07 * v7);
-                o[od + qs] = o[od + qs] * a1 + (s10 * v0 + s11 * v1 + s12 * v2 + s13 * v3 + s14 * v4 + s15 * v5 + s16 * v6 + s17 * v7);
-                o[od + 2 * qs] = o[od + 2 * qs] * a2 + (s20 * v0 + s21 * v1 + s22 * v2 + s23 * v3 + s24 * v4 + s25 * v5 + s26 * v6 + s27 * v7);
-                o[od + 3 * qs] = o[od + 3 * qs] * a3 + (s30 * v0 + s31 * v1 + s32 * v2 + s33 * v3 + s34 * v4 + s35 * v5 + s36 * v6 + s37 * v7);
-                o[od + 4 * qs] = o[od + 4 * qs] * a4 + (s40 * v0 + s41 * v1 + s42 * v2 + s43 * v3 + s44 * v4 + s45 * v5 + s46 * v6 + s47 * v7);
-                o[od + 5 * qs] = o[od + 5 * qs] * a5 + (s50 * v0 + s51 * v1 + s52 * v2 + s53 * v3 + s54 * v4 + s55 * v5 + s56 * v6 + s57 * v7);
-                o[od + 6 * qs] = o[od + 6 * qs] * a6 + (s60 * v0 + s61 * v1 + s62 * v2 + s63 * v3 + s64 * v4 + s65 * v5 + s66 * v6 + s67 * v7);
-                o[od + 7 * qs] = o[od + 7 * qs] * a7 + (s70 * v0 + s71 * v1 + s72 * v2 + s73 * v3 + s74 * v4 + s75 * v5 + s76 * v6 + s77 * v7);
-            }
-        }
-        for (; j < keyEnd; j++)
-        {
-            int kb = j * ks + kvBase;
-            float t0 = 0f, t1 = 0f, t2 = 0f, t3 = 0f, t4 = 0f, t5 = 0f, t6 = 0f, t7 = 0f;
-            for (int d = 0; d < dh; d++)
-            {
-                int qd = qa + d;
-                float kj = k[kb + d];
-                t0 += q[qd] * kj; t1 += q[qd + qs] * kj; t2 += q[qd + 2 * qs] * kj; t3 += q[qd + 3 * qs] * kj; t4 += q[qd + 4 * qs] * kj; t5 += q[qd + 5 * qs] * kj; t6 += q[qd + 6 * qs] * kj; t7 += q[qd + 7 * qs] * kj;
-            }
-            // Tail keys past a row's causal limit get weight 0 and leave its max and sum unchanged.
-            float a0 = Online1(causal && j > i0 ? float.NegativeInfinity : t0 * sc, ref max0, ref sum0, out float w0);
-            float a1 = Online1(causal && j > i0 + 1 ? float.NegativeInfinity : t1 * sc, ref max1, ref sum1, out float w1);
-            float a2 = Online1(causal && j > i0 + 2 ? float.NegativeInfinity : t2 * sc, ref max2, ref sum2, out float w2);
-            float a3 = Online1(causal && j > i0 + 3 ? float.NegativeInfinity : t3 * sc, ref max3, ref sum3, out float w3);
-            float a4 = Online1(causal && j > i0 + 4 ? float.NegativeInfinity : t4 * sc, ref max4, ref sum4, out float w4);
-            float a5 = Online1(causal && j > i0 + 5 ? float.NegativeInfinity : t5 * sc, ref max5, ref sum5, out float w5);
-            float a6 = Online1(causal && j > i0 + 6 ? float.NegativeInfinity : t6 * sc, ref max6, ref sum6, out float w6);
-            float a7 = Online1(t7 * sc, ref max7, ref sum7, out float w7);
-            for (int d = 0; d < dh; d++)
-            {
-                int od = qa + d;
-                float vj = v[kb + d];
-                o[od] = o[od] * a0 + w0 * vj;
-                o[od + qs] = o[od + qs] * a1 + w1 * vj;
-                o[od + 2 * qs] = o[od + 2 * qs] * a2 + w2 * vj;
-                o[od + 3 * qs] = o[od + 3 * qs] * a3 + w3 * vj;
-                o[od + 4 * qs] = o[od + 4 * qs] * a4 + w4 * vj;
-                o[od + 5 * qs] = o[od + 5 * qs] * a5 + w5 * vj;
-                o[od + 6 * qs] = o[od + 6 * qs] * a6 + w6 * vj;
-                o[od + 7 * qs] = o[od + 7 * qs] * a7 + w7 * vj;
-            }
-        }
-        float inv0 = 1f / sum0, inv1 = 1f / sum1, inv2 = 1f / sum2, inv3 = 1f / sum3, inv4 = 1f / sum4, inv5 = 1f / sum5, inv6 = 1f / sum6, inv7 = 1f / sum7;
-        for (int d = 0; d < dh; d++)
-        {
-            int od = qa + d;
-            o[od] *= inv0; o[od + qs] *= inv1; o[od + 2 * qs] *= inv2; o[od + 3 * qs] *= inv3; o[od + 4 * qs] *= inv4; o[od + 5 * qs] *= inv5; o[od + 6 * qs] *= inv6; o[od + 7 * qs] *= inv7;
-        }
-    }
-
-    /// <summary>Query rows i0..i0+3 of head h: the same scheme as <see cref="Rows8"/> for a 4-to-7-row remainder.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Rows4(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, in AttnShape s, int i0, int h)
     {
         int dh = s.Dh;
@@ -298,52 +167,51 @@ public sealed class AttentionKernels
         float sc = s.Scale;
         for (int d = 0; d < dh; d++)
         {
-            int od = qa + d;
-            o[od] = 0f; o[od + qs] = 0f; o[od + 2 * qs] = 0f; o[od + 3 * qs] = 0f;
+            o[qa + d] = 0f; o[qa + qs + d] = 0f; o[qa + 2 * qs + d] = 0f; o[qa + 3 * qs + d] = 0f;
         }
         float max0 = float.NegativeInfinity, max1 = float.NegativeInfinity, max2 = float.NegativeInfinity, max3 = float.NegativeInfinity;
         float sum0 = 0f, sum1 = 0f, sum2 = 0f, sum3 = 0f;
         bool causal = s.Causal != 0;
         // Causal: the block's last row sees keys 0..i0+3; key 0 is visible to every row, so each row's running
         // max is finite after the first key block and masked scores (-inf) contribute exp(-inf) = 0.
-        int keyEnd = causal ? Math.Min(s.Sk, i0 + 4) : s.Sk;
+        int keyEnd = causal ? Math.Min(s.Sk, i0 + PortableRows) : s.Sk;
         int j = 0;
         for (; j + 8 <= keyEnd; j += 8)
         {
             int kb = j * ks + kvBase;
-            float s00 = 0f, s01 = 0f, s02 = 0f, s03 = 0f, s04 = 0f, s05 = 0f, s06 = 0f, s07 = 0f;
-            float s10 = 0f, s11 = 0f, s12 = 0f, s13 = 0f, s14 = 0f, s15 = 0f, s16 = 0f, s17 = 0f;
-            float s20 = 0f, s21 = 0f, s22 = 0f, s23 = 0f, s24 = 0f, s25 = 0f, s26 = 0f, s27 = 0f;
-            float s30 = 0f, s31 = 0f, s32 = 0f, s33 = 0f, s34 = 0f, s35 = 0f, s36 = 0f, s37 = 0f;
+                float s00 = 0f, s01 = 0f, s02 = 0f, s03 = 0f, s04 = 0f, s05 = 0f, s06 = 0f, s07 = 0f;
+                float s10 = 0f, s11 = 0f, s12 = 0f, s13 = 0f, s14 = 0f, s15 = 0f, s16 = 0f, s17 = 0f;
+                float s20 = 0f, s21 = 0f, s22 = 0f, s23 = 0f, s24 = 0f, s25 = 0f, s26 = 0f, s27 = 0f;
+                float s30 = 0f, s31 = 0f, s32 = 0f, s33 = 0f, s34 = 0f, s35 = 0f, s36 = 0f, s37 = 0f;
             for (int d = 0; d < dh; d++)
             {
                 int qd = qa + d, kd = kb + d;
-                float q0 = q[qd], q1 = q[qd + qs], q2 = q[qd + 2 * qs], q3 = q[qd + 3 * qs];
-                float k0 = k[kd], k1 = k[kd + ks], k2 = k[kd + 2 * ks], k3 = k[kd + 3 * ks], k4 = k[kd + 4 * ks], k5 = k[kd + 5 * ks], k6 = k[kd + 6 * ks], k7 = k[kd + 7 * ks];
-                s00 += q0 * k0; s01 += q0 * k1; s02 += q0 * k2; s03 += q0 * k3; s04 += q0 * k4; s05 += q0 * k5; s06 += q0 * k6; s07 += q0 * k7;
-                s10 += q1 * k0; s11 += q1 * k1; s12 += q1 * k2; s13 += q1 * k3; s14 += q1 * k4; s15 += q1 * k5; s16 += q1 * k6; s17 += q1 * k7;
-                s20 += q2 * k0; s21 += q2 * k1; s22 += q2 * k2; s23 += q2 * k3; s24 += q2 * k4; s25 += q2 * k5; s26 += q2 * k6; s27 += q2 * k7;
-                s30 += q3 * k0; s31 += q3 * k1; s32 += q3 * k2; s33 += q3 * k3; s34 += q3 * k4; s35 += q3 * k5; s36 += q3 * k6; s37 += q3 * k7;
+                    float q0 = q[qd], q1 = q[qd + 1 * qs], q2 = q[qd + 2 * qs], q3 = q[qd + 3 * qs];
+                    float k0 = k[kd], k1 = k[kd + 1 * ks], k2 = k[kd + 2 * ks], k3 = k[kd + 3 * ks], k4 = k[kd + 4 * ks], k5 = k[kd + 5 * ks], k6 = k[kd + 6 * ks], k7 = k[kd + 7 * ks];
+                    s00 += q0 * k0; s01 += q0 * k1; s02 += q0 * k2; s03 += q0 * k3; s04 += q0 * k4; s05 += q0 * k5; s06 += q0 * k6; s07 += q0 * k7;
+                    s10 += q1 * k0; s11 += q1 * k1; s12 += q1 * k2; s13 += q1 * k3; s14 += q1 * k4; s15 += q1 * k5; s16 += q1 * k6; s17 += q1 * k7;
+                    s20 += q2 * k0; s21 += q2 * k1; s22 += q2 * k2; s23 += q2 * k3; s24 += q2 * k4; s25 += q2 * k5; s26 += q2 * k6; s27 += q2 * k7;
+                    s30 += q3 * k0; s31 += q3 * k1; s32 += q3 * k2; s33 += q3 * k3; s34 += q3 * k4; s35 += q3 * k5; s36 += q3 * k6; s37 += q3 * k7;
             }
             if (causal && j + 7 > i0)
             {
-                Mask8(j, i0, ref s01, ref s02, ref s03, ref s04, ref s05, ref s06, ref s07);
-                Mask8(j, i0 + 1, ref s11, ref s12, ref s13, ref s14, ref s15, ref s16, ref s17);
-                Mask8(j, i0 + 2, ref s21, ref s22, ref s23, ref s24, ref s25, ref s26, ref s27);
-                Mask8(j, i0 + 3, ref s31, ref s32, ref s33, ref s34, ref s35, ref s36, ref s37);
+                    Mask8(j, i0 + 0, ref s01, ref s02, ref s03, ref s04, ref s05, ref s06, ref s07);
+                    Mask8(j, i0 + 1, ref s11, ref s12, ref s13, ref s14, ref s15, ref s16, ref s17);
+                    Mask8(j, i0 + 2, ref s21, ref s22, ref s23, ref s24, ref s25, ref s26, ref s27);
+                    Mask8(j, i0 + 3, ref s31, ref s32, ref s33, ref s34, ref s35, ref s36, ref s37);
             }
-            float a0 = Online8(sc, ref max0, ref sum0, ref s00, ref s01, ref s02, ref s03, ref s04, ref s05, ref s06, ref s07);
-            float a1 = Online8(sc, ref max1, ref sum1, ref s10, ref s11, ref s12, ref s13, ref s14, ref s15, ref s16, ref s17);
-            float a2 = Online8(sc, ref max2, ref sum2, ref s20, ref s21, ref s22, ref s23, ref s24, ref s25, ref s26, ref s27);
-            float a3 = Online8(sc, ref max3, ref sum3, ref s30, ref s31, ref s32, ref s33, ref s34, ref s35, ref s36, ref s37);
+                float a0 = Online8(sc, ref max0, ref sum0, ref s00, ref s01, ref s02, ref s03, ref s04, ref s05, ref s06, ref s07);
+                float a1 = Online8(sc, ref max1, ref sum1, ref s10, ref s11, ref s12, ref s13, ref s14, ref s15, ref s16, ref s17);
+                float a2 = Online8(sc, ref max2, ref sum2, ref s20, ref s21, ref s22, ref s23, ref s24, ref s25, ref s26, ref s27);
+                float a3 = Online8(sc, ref max3, ref sum3, ref s30, ref s31, ref s32, ref s33, ref s34, ref s35, ref s36, ref s37);
             for (int d = 0; d < dh; d++)
             {
                 int vd = kb + d, od = qa + d;
-                float v0 = v[vd], v1 = v[vd + ks], v2 = v[vd + 2 * ks], v3 = v[vd + 3 * ks], v4 = v[vd + 4 * ks], v5 = v[vd + 5 * ks], v6 = v[vd + 6 * ks], v7 = v[vd + 7 * ks];
-                o[od] = o[od] * a0 + (s00 * v0 + s01 * v1 + s02 * v2 + s03 * v3 + s04 * v4 + s05 * v5 + s06 * v6 + s07 * v7);
-                o[od + qs] = o[od + qs] * a1 + (s10 * v0 + s11 * v1 + s12 * v2 + s13 * v3 + s14 * v4 + s15 * v5 + s16 * v6 + s17 * v7);
-                o[od + 2 * qs] = o[od + 2 * qs] * a2 + (s20 * v0 + s21 * v1 + s22 * v2 + s23 * v3 + s24 * v4 + s25 * v5 + s26 * v6 + s27 * v7);
-                o[od + 3 * qs] = o[od + 3 * qs] * a3 + (s30 * v0 + s31 * v1 + s32 * v2 + s33 * v3 + s34 * v4 + s35 * v5 + s36 * v6 + s37 * v7);
+                    float v0 = v[vd], v1 = v[vd + 1 * ks], v2 = v[vd + 2 * ks], v3 = v[vd + 3 * ks], v4 = v[vd + 4 * ks], v5 = v[vd + 5 * ks], v6 = v[vd + 6 * ks], v7 = v[vd + 7 * ks];
+                    o[od] = o[od] * a0 + (s00 * v0 + s01 * v1 + s02 * v2 + s03 * v3 + s04 * v4 + s05 * v5 + s06 * v6 + s07 * v7);
+                    o[od + 1 * qs] = o[od + 1 * qs] * a1 + (s10 * v0 + s11 * v1 + s12 * v2 + s13 * v3 + s14 * v4 + s15 * v5 + s16 * v6 + s17 * v7);
+                    o[od + 2 * qs] = o[od + 2 * qs] * a2 + (s20 * v0 + s21 * v1 + s22 * v2 + s23 * v3 + s24 * v4 + s25 * v5 + s26 * v6 + s27 * v7);
+                    o[od + 3 * qs] = o[od + 3 * qs] * a3 + (s30 * v0 + s31 * v1 + s32 * v2 + s33 * v3 + s34 * v4 + s35 * v5 + s36 * v6 + s37 * v7);
             }
         }
         for (; j < keyEnd; j++)
@@ -432,7 +300,6 @@ public sealed class AttentionKernels
     }
 
     /// <summary>One query row (the remainder rows of Sq that do not fill a 4-row block), 8 keys at a time.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Row1(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, in AttnShape s, int i, int h)
     {
         int dh = s.Dh;

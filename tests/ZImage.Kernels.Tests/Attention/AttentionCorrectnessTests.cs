@@ -24,10 +24,9 @@ public sealed class AttentionCorrectnessTests(GemmAcceleratorFixture fx)
     };
 
     /// <summary>
-    /// (Sq, Sk, Hq, Hkv, Dh, causal) around the portable kernel's blocking (8 query rows × 8 keys, then a 4-row block
-    /// and single rows for the Sq remainder): every remainder path and their combinations, Sk with and without an
-    /// 8-key tail, causal blocks whose diagonal falls inside a full 8-key block and inside the tail, and GQA with
-    /// several query heads per KV head.
+    /// (Sq, Sk, Hq, Hkv, Dh, causal) around the portable kernel's blocking (4 query rows × 8 keys, single rows for
+    /// the Sq remainder): Sq below, at and above multiples of 4, Sk with and without an 8-key tail, causal blocks
+    /// whose diagonal falls inside a full 8-key block and inside the tail, and GQA with several query heads per KV head.
     /// </summary>
     public static TheoryData<int, int, int, int, int, bool> PortableBlockingCases() => new()
     {
