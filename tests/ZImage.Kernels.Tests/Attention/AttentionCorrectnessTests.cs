@@ -23,6 +23,28 @@ public sealed class AttentionCorrectnessTests(GemmAcceleratorFixture fx)
         { 6, 9, 1, 1, 512, false },
     };
 
+    /// <summary>
+    /// (Sq, Sk, Hq, Hkv, Dh, causal) around the portable kernel's blocking (4 query rows × 8 keys, single rows for
+    /// the Sq remainder): Sq below, at and above multiples of 4, Sk with and without an 8-key tail, causal blocks
+    /// whose diagonal falls inside a full 8-key block and inside the tail, and GQA with several query heads per KV head.
+    /// </summary>
+    public static TheoryData<int, int, int, int, int, bool> PortableBlockingCases() => new()
+    {
+        { 3, 3, 1, 1, 8, true },
+        { 4, 4, 1, 1, 8, true },
+        { 4, 8, 2, 1, 8, false },
+        { 5, 5, 2, 1, 8, true },
+        { 8, 8, 3, 3, 4, true },
+        { 9, 16, 4, 2, 12, false },
+        { 12, 12, 2, 2, 8, true },
+        { 16, 16, 4, 1, 8, true },
+        { 19, 19, 2, 1, 24, true },
+        { 24, 17, 2, 2, 8, false },
+        { 26, 26, 3, 1, 5, true },
+        { 15, 15, 2, 1, 8, true },
+        { 14, 21, 2, 2, 8, false },
+    };
+
     /// <summary>Tiny cases for the (simulated) GPU variant; 2100 exceeds the tiled limit and takes the fallback.</summary>
     public static TheoryData<int, int, int, int, int, bool> GpuCases() => new()
     {
@@ -39,6 +61,12 @@ public sealed class AttentionCorrectnessTests(GemmAcceleratorFixture fx)
     [MemberData(nameof(PortableCases))]
     public void PortableMatchesFloat64Reference(int sq, int sk, int hq, int hkv, int dh, bool causal) =>
         Check(KernelVariant.Portable, sq, sk, hq, hkv, dh, causal, 1f, sq * 1000 + sk * 10 + dh);
+
+    /// <summary>Portable variant: row-block remainders, key-block tails and causal diagonals inside blocks.</summary>
+    [Theory]
+    [MemberData(nameof(PortableBlockingCases))]
+    public void PortableBlockEdgesMatchFloat64Reference(int sq, int sk, int hq, int hkv, int dh, bool causal) =>
+        Check(KernelVariant.Portable, sq, sk, hq, hkv, dh, causal, 2f, sq * 3100 + sk * 17 + hq * 5 + dh);
 
     /// <summary>GPU variant (shared-memory tiles) on a GPU-shaped CPU accelerator.</summary>
     [Theory]
