@@ -13,6 +13,15 @@ public enum DevicePreference
 }
 
 /// <summary>What to do with out-of-range steps or guidance.</summary>
+public enum DeviceMemoryBackendKind
+{
+    /// <summary>Segments are ILGPU buffers (<c>cuMemAlloc</c> on CUDA).</summary>
+    Accelerator,
+    /// <summary>Segments come from CUDA's stream-ordered allocator (<c>cuMemAllocAsync</c>); CUDA only.</summary>
+    StreamOrderedPool,
+}
+
+/// <summary>What to do with a request whose steps or guidance are out of range.</summary>
 public enum OutOfRangePolicy
 {
     /// <summary>Throw <see cref="InvalidGenerationRequestException"/> naming the value and the range.</summary>
@@ -72,6 +81,13 @@ public sealed class ZImageOptions
     /// <summary>Report a cheap latent preview with each denoising-step progress report.</summary>
     public bool EnablePreviews { get; set; }
 
+    /// <summary>
+    /// Where the caching allocator gets its segments: <see cref="DeviceMemoryBackendKind.Accelerator"/> (ILGPU buffers:
+    /// <c>cuMemAlloc</c> on a GPU, host memory on the CPU accelerator) or <see cref="DeviceMemoryBackendKind.StreamOrderedPool"/>
+    /// (<c>cuMemAllocAsync</c> from the device's default pool; start fails with the driver's reason where it is not available).
+    /// </summary>
+    public DeviceMemoryBackendKind MemoryBackend { get; set; } = DeviceMemoryBackendKind.Accelerator;
+
     /// <summary>Seed of the tiny random-weight model used when <see cref="ModelDirectory"/> is null.</summary>
     public int RandomModelSeed { get; set; } = 20260101;
 }
@@ -82,8 +98,18 @@ public sealed class MemoryBudgetOptions
     /// <summary>Device capacity to plan for (e.g. <c>24GiB</c>); null uses what the device reports.</summary>
     public string? DeviceMemory { get; set; }
 
-    /// <summary>Held back for the driver and other processes.</summary>
-    public string SystemReserve { get; set; } = "512MiB";
+    /// <summary>
+    /// Held back for the driver and other processes. Null detects it when the pipeline is created, before any weight
+    /// is loaded, as device total minus device free; when <see cref="DeviceMemory"/> names a hypothetical device
+    /// (plans for another GPU) nothing can be detected and <see cref="DefaultPlanningSystemReserve"/> is used.
+    /// </summary>
+    public string? SystemReserve { get; set; }
+
+    /// <summary>
+    /// The reserve assumed when planning for a device that is not this one: a CUDA context plus cuBLAS-free kernels
+    /// and the display typically hold 0.3–0.6 GiB, so 512 MiB is a middle estimate.
+    /// </summary>
+    public const string DefaultPlanningSystemReserve = "512MiB";
 
     /// <summary>The inference segment; null derives it from the exact plan of the sizing request (<see cref="SizingWidth"/> × <see cref="SizingHeight"/>, CFG, full-length prompts).</summary>
     public string? Inference { get; set; }

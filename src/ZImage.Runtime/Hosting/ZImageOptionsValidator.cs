@@ -28,6 +28,8 @@ public sealed class ZImageOptionsValidator : IValidateOptions<ZImageOptions>
 
         if (options.ModelDirectory is { Length: > 0 } dir && !Directory.Exists(dir))
             errors.Add($"ZImage:ModelDirectory = '{dir}' does not exist; give a diffusers-format Z-Image folder, or leave it empty for the tiny random demo model.");
+        if (!Enum.IsDefined(options.MemoryBackend))
+            errors.Add($"ZImage:MemoryBackend = {options.MemoryBackend} is invalid; allowed Accelerator, StreamOrderedPool.");
         if (!Enum.IsDefined(options.Device))
             errors.Add($"ZImage:Device = {options.Device} is invalid; allowed Auto, Cpu.");
         if (!Enum.IsDefined(options.WeightDType))
@@ -42,7 +44,7 @@ public sealed class ZImageOptionsValidator : IValidateOptions<ZImageOptions>
 
         var b = options.Budget;
         Size("Budget:DeviceMemory", b.DeviceMemory, false);
-        Size("Budget:SystemReserve", b.SystemReserve, true);
+        Size("Budget:SystemReserve", b.SystemReserve, false);
         Size("Budget:Inference", b.Inference, false);
         Size("Budget:Buffer", b.Buffer, true);
 

@@ -18,8 +18,9 @@ public sealed record EngineDescription(string ModelName, string DeviceName, bool
 /// <param name="PeakWorkspaceBytes">Peak of allocated − weight bytes since the last <see cref="IGenerationEngine.ResetPeakStats"/>.</param>
 /// <param name="AllocRetries">Times the allocator freed its cache and retried a device allocation.</param>
 /// <param name="OutOfMemoryCount">Allocations that failed after every retry.</param>
+/// <param name="DeviceFreeBytes">Device free bytes as the backend reports them (the driver on CUDA), or -1 when unknown.</param>
 public readonly record struct EngineMemoryStats(long DeviceTotalBytes, long WeightBytes, long AllocatedBytes, long ReservedBytes,
-    long PeakWorkspaceBytes, long AllocRetries, long OutOfMemoryCount)
+    long PeakWorkspaceBytes, long AllocRetries, long OutOfMemoryCount, long DeviceFreeBytes = -1)
 {
     /// <summary>Workspace bytes allocated now.</summary>
     public long WorkspaceBytes => AllocatedBytes - WeightBytes;

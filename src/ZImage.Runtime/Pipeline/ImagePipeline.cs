@@ -43,6 +43,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _metrics = metrics;
         _queue = new SerialDeviceQueue(options.Queue.Capacity, options.Queue.FullPolicy);
+        _systemReserveBytes = SystemReserve(options.Budget, engine.GetMemoryStats());
         _metrics?.ObserveMemory(GaugeValues);
     }
 
@@ -316,6 +317,17 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         return _planner;
     }
 
+    // Detected once, at construction: later, our own weights and cache would count as "used by others".
+    private readonly long _systemReserveBytes;
+
+    private static long SystemReserve(MemoryBudgetOptions budget, EngineMemoryStats stats)
+    {
+        if (budget.SystemReserve is { Length: > 0 } configured) return ByteSize.Parse(configured);
+        if (budget.DeviceMemory is { Length: > 0 } || stats.DeviceFreeBytes < 0)
+            return ByteSize.Parse(MemoryBudgetOptions.DefaultPlanningSystemReserve);
+        return Math.Max(0, stats.DeviceTotalBytes - stats.DeviceFreeBytes - stats.ReservedBytes);
+    }
+
     private CarveUp CurrentCarveUp()
     {
         if (_carveUp is { } c) return c;
@@ -326,7 +338,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
     {
         var b = _options.Budget;
         long device = b.DeviceMemory is { Length: > 0 } d ? ByteSize.Parse(d) : _engine.GetMemoryStats().DeviceTotalBytes;
-        long reserve = ByteSize.Parse(b.SystemReserve);
+        long reserve = _systemReserveBytes;
         long buffer = ByteSize.Parse(b.Buffer);
         long baseBytes;
         if (measuredBase is { } m) baseBytes = m;

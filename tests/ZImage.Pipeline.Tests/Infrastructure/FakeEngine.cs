@@ -24,6 +24,8 @@ public sealed class FakeEngine : IGenerationEngine
 
     public long DeviceBytes { get; }
     public long WeightBytesToLoad { get; init; } = 1 << 20;
+    /// <summary>What the device reports free (others' usage = DeviceBytes − this); -1 = unknown.</summary>
+    public long DeviceFreeBytes { get; init; } = -1;
     public bool IsPlanning { get; }
     public EngineDescription Description => new("fake", IsPlanning ? "simulated" : "fake-device", false, "fake tokenizer: one id per character");
 
@@ -44,7 +46,7 @@ public sealed class FakeEngine : IGenerationEngine
 
     public EngineMemoryStats GetMemoryStats()
     {
-        lock (_lock) return new(DeviceBytes, _weights, _allocated, _reserved, _peak - _weights, 0, _ooms);
+        lock (_lock) return new(DeviceBytes, _weights, _allocated, _reserved, _peak - _weights, 0, _ooms, DeviceFreeBytes);
     }
 
     public void ResetPeakStats() { lock (_lock) _peak = _allocated; }

@@ -111,7 +111,11 @@ public sealed class ZImageEngine : IGenerationEngine
         var device = DeviceSelector.Select(new DeviceOptions { ForceCpu = options.ForceCpu });
         try
         {
-            IDeviceMemoryBackend backend = device.CreateAcceleratorBackend(options.CapacityBytes is { } cap ? new AcceleratorMemoryBackendOptions { CapacityBytes = cap } : null);
+            // The stream-ordered pool is opt-in and CUDA-only: asking for it where the driver lacks it fails the start
+            // with the driver's reason rather than silently running on another backend.
+            IDeviceMemoryBackend backend = options.UseStreamOrderedPool
+                ? StreamOrderedPoolBackend.Create(device)
+                : device.CreateAcceleratorBackend(options.CapacityBytes is { } cap ? new AcceleratorMemoryBackendOptions { CapacityBytes = cap } : null);
             if (options.BackendDecorator is { } decorate) backend = decorate(backend);
             var ops = new KernelComputeOps(new KernelContext(device.Accelerator));
             return new ZImageEngine(config, checkpointDir is null ? WeightSource.Random : WeightSource.Checkpoint, checkpointDir, tokenizer, settings,
@@ -219,8 +223,9 @@ public sealed class ZImageEngine : IGenerationEngine
     public EngineMemoryStats GetMemoryStats()
     {
         var s = _caching.GetStatistics();
-        return new EngineMemoryStats(_backend.GetMemoryInfo().TotalBytes, _tracker?.WeightBytes ?? 0, (_tracker?.WeightBytes ?? 0) + (_tracker?.WorkspaceBytes ?? 0),
-            s.ReservedBytes.Current, _tracker?.PeakWorkspaceBytes ?? 0, s.NumAllocRetries, s.NumOoms);
+        var info = _backend.GetMemoryInfo();
+        return new EngineMemoryStats(info.TotalBytes, _tracker?.WeightBytes ?? 0, (_tracker?.WeightBytes ?? 0) + (_tracker?.WorkspaceBytes ?? 0),
+            s.ReservedBytes.Current, _tracker?.PeakWorkspaceBytes ?? 0, s.NumAllocRetries, s.NumOoms, info.FreeBytes);
     }
 
     /// <inheritdoc />
@@ -321,6 +326,8 @@ public sealed record ZImageEngineOptions
     public TensorDType WeightDType { get; init; } = TensorDType.BF16;
     /// <summary>Seed of the demo model's random weights.</summary>
     public int RandomSeed { get; init; } = 20260101;
+    /// <summary>Take segments from CUDA's stream-ordered pool (<c>cuMemAllocAsync</c>) instead of ILGPU buffers.</summary>
+    public bool UseStreamOrderedPool { get; init; }
     /// <summary>Caps the device capacity the allocator sees (e.g. to emulate a smaller GPU).</summary>
     public long? CapacityBytes { get; init; }
     /// <summary>Wraps the device backend (fault injection in tests, tracing).</summary>

@@ -15,6 +15,7 @@ public static class ZImageEngineFactory
             AllocatorSettings = options.AllocatorSettings ?? "",
             WeightDType = options.WeightDType,
             RandomSeed = options.RandomModelSeed,
+            UseStreamOrderedPool = options.MemoryBackend == DeviceMemoryBackendKind.StreamOrderedPool,
         });
     }
 }
