@@ -34,12 +34,7 @@ public class CancellationTests
     {
         var engine = new FakeEngine();
         using var pipeline = TestPipelines.Create(engine);
-        await pipeline.StartAsync();
-        var gate = new StageGate("text-encoder");
-        engine.Gate = gate;
-        var running = pipeline.GenerateAsync(TestPipelines.Small(seed: 1));
-        await gate.Entered.Task;
-        engine.Gate = null;
+        var (running, gate) = await TestPipelines.StartWithOneBlockedAsync(pipeline, engine);
         using var cts = new CancellationTokenSource();
         var p = new RecordingProgress();
         var queued = pipeline.GenerateAsync(TestPipelines.Small(seed: 2), p, cts.Token);

@@ -62,12 +62,7 @@ public class DeviceQueueTests
     {
         var engine = new FakeEngine();
         using var pipeline = TestPipelines.Create(engine);
-        await pipeline.StartAsync();
-        var gate = new StageGate("text-encoder");
-        engine.Gate = gate;
-        var running = pipeline.GenerateAsync(TestPipelines.Small(seed: 1));
-        await gate.Entered.Task;
-        engine.Gate = null;
+        var (running, gate) = await TestPipelines.StartWithOneBlockedAsync(pipeline, engine);
         var p2 = new RecordingProgress();
         var p3 = new RecordingProgress();
         var second = pipeline.GenerateAsync(TestPipelines.Small(seed: 2), p2);

@@ -12,10 +12,8 @@ namespace ZImage.Bench.Kernels;
 /// Run: <c>dotnet run -c Release --project bench/ZImage.Bench -- --filter '*Attention*' --job short</c>.
 /// </summary>
 [Config(typeof(FlopsConfig))]
-public class AttentionBenchmarks
+public class AttentionBenchmarks : CpuKernelBenchmark
 {
-    private Context? _context;
-    private Accelerator? _accelerator;
     private AttentionKernels? _attention;
     private MemoryBuffer1D<float, Stride1D.Dense>? _q, _k, _v, _o;
     private float[] _hq = [], _hk = [], _hv = [], _ho = [], _scores = [];
@@ -28,7 +26,7 @@ public class AttentionBenchmarks
     /// <summary>Floating-point operations of one call (q·kᵀ and p·v, 2 FLOPs per multiply-add each).</summary>
     public static double Flops(string shape)
     {
-        int[] d = shape.Split('x').Select(int.Parse).ToArray();
+        int[] d = Dims(shape);
         return 4.0 * d[0] * d[0] * d[1] * d[2];
     }
 
@@ -36,7 +34,7 @@ public class AttentionBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        int[] d = Shape.Split('x').Select(int.Parse).ToArray();
+        int[] d = Dims(Shape);
         (_s, _h, _dh) = (d[0], d[1], d[2]);
         var rng = new Random(2);
         int len = _s * _h * _dh;
@@ -45,13 +43,11 @@ public class AttentionBenchmarks
         _hv = Enumerable.Range(0, len).Select(_ => (float)rng.NextDouble() * 2 - 1).ToArray();
         _ho = new float[len];
         _scores = new float[_s];
-        _context = Context.Create(b => b.CPU());
-        _accelerator = _context.GetCPUDevice(0).CreateCPUAccelerator(_context, CPUAcceleratorMode.Parallel);
-        _attention = new AttentionKernels(new KernelContext(_accelerator));
-        _q = _accelerator.Allocate1D(_hq);
-        _k = _accelerator.Allocate1D(_hk);
-        _v = _accelerator.Allocate1D(_hv);
-        _o = _accelerator.Allocate1D<float>(len);
+        _attention = new AttentionKernels(StartAccelerator());
+        _q = Accelerator.Allocate1D(_hq);
+        _k = Accelerator.Allocate1D(_hk);
+        _v = Accelerator.Allocate1D(_hv);
+        _o = Accelerator.Allocate1D<float>(len);
     }
 
     /// <summary>Releases the buffers and the accelerator.</summary>
@@ -59,8 +55,7 @@ public class AttentionBenchmarks
     public void Cleanup()
     {
         _q?.Dispose(); _k?.Dispose(); _v?.Dispose(); _o?.Dispose();
-        _accelerator?.Dispose();
-        _context?.Dispose();
+        StopAccelerator();
     }
 
     /// <summary>The reference point: plain single-threaded C# (materialised score row per query and head).</summary>
@@ -101,6 +96,6 @@ public class AttentionBenchmarks
     public void Portable()
     {
         _attention!.Forward(_q!.View, _k!.View, _v!.View, _o!.View, _s, _s, _h, _h, _dh, 1f / MathF.Sqrt(_dh), causal: false);
-        _accelerator!.Synchronize();
+        Accelerator.Synchronize();
     }
 }

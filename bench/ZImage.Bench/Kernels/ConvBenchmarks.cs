@@ -12,10 +12,9 @@ namespace ZImage.Bench.Kernels;
 /// column gives Cin→Cout@H×W. Run: dotnet run -c Release --project bench/ZImage.Bench -- --filter '*Conv*' --job short
 /// </summary>
 [MemoryDiagnoser(false)]
-public class ConvBenchmarks
+[Config(typeof(FlopsConfig))]
+public class ConvBenchmarks : CpuKernelBenchmark
 {
-    private Context _context = null!;
-    private CPUAccelerator _accelerator = null!;
     private ConvKernels _conv = null!;
     private MemoryBuffer1D<float, Stride1D.Dense> _x = null!, _w = null!, _b = null!, _y = null!;
     private float[] _hx = [], _hw = [], _hb = [], _hy = [];
@@ -25,30 +24,31 @@ public class ConvBenchmarks
     [Params("32x16", "64x64")]
     public string Shape { get; set; } = "32x16";
 
-    /// <summary>Floating-point operations of one call.</summary>
-    public double Flops => 2.0 * _c * _c * 9 * _h * _h;
+    /// <summary>Floating-point operations of one call for <paramref name="shape"/> ("CxH": C→C channels at H×H).</summary>
+    public static double Flops(string shape)
+    {
+        int[] d = Dims(shape);
+        return 2.0 * d[0] * d[0] * 9 * d[1] * d[1];
+    }
 
     /// <summary>Allocates inputs and compiles the kernels.</summary>
     [GlobalSetup]
     public void Setup()
     {
-        var parts = Shape.Split('x');
-        _c = int.Parse(parts[0]);
-        _h = int.Parse(parts[1]);
+        int[] d = Dims(Shape);
+        (_c, _h) = (d[0], d[1]);
         var rng = new Random(1);
         _hx = Enumerable.Range(0, _c * _h * _h).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
         _hw = Enumerable.Range(0, _c * _c * 9).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
         _hb = Enumerable.Range(0, _c).Select(_ => (float)rng.NextDouble()).ToArray();
         _hy = new float[_c * _h * _h];
-        _context = Context.Create(b => b.CPU());
-        _accelerator = _context.GetCPUDevice(0).CreateCPUAccelerator(_context, CPUAcceleratorMode.Parallel);
-        _conv = new ConvKernels(new KernelContext(_accelerator));
-        _x = _accelerator.Allocate1D(_hx);
-        _w = _accelerator.Allocate1D(_hw);
-        _b = _accelerator.Allocate1D(_hb);
-        _y = _accelerator.Allocate1D<float>(_hy.Length);
+        _conv = new ConvKernels(StartAccelerator());
+        _x = Accelerator.Allocate1D(_hx);
+        _w = Accelerator.Allocate1D(_hw);
+        _b = Accelerator.Allocate1D(_hb);
+        _y = Accelerator.Allocate1D<float>(_hy.Length);
         PortableKernel();
-        Console.WriteLine($"// {Shape}: {Flops / 1e9:F4} GFLOP per call");
+        Console.WriteLine($"// {Shape}: {Flops(Shape) / 1e9:F4} GFLOP per call");
     }
 
     /// <summary>Frees buffers and the accelerator.</summary>
@@ -59,8 +59,7 @@ public class ConvBenchmarks
         _w.Dispose();
         _b.Dispose();
         _y.Dispose();
-        _accelerator.Dispose();
-        _context.Dispose();
+        StopAccelerator();
     }
 
     /// <summary>Straightforward C# loop: one output at a time, nine taps per input channel, bounds checks inline.</summary>
@@ -101,6 +100,6 @@ public class ConvBenchmarks
     public void PortableKernel()
     {
         _conv.Conv2d(_x.View, _w.View, _b.View, _y.View, _c, _c, _h, _h, 3);
-        _accelerator.Synchronize();
+        Accelerator.Synchronize();
     }
 }

@@ -16,10 +16,8 @@ namespace ZImage.Bench.Kernels;
 /// Run: <c>dotnet run -c Release --project bench/ZImage.Bench -- --filter '*Gemm*' --job short</c>.
 /// </summary>
 [Config(typeof(FlopsConfig))]
-public class GemmBenchmarks
+public class GemmBenchmarks : CpuKernelBenchmark
 {
-    private Context? _context;
-    private Accelerator? _accelerator;
     private GemmKernels? _gemm;
     private MemoryBuffer1D<float, Stride1D.Dense>? _x, _w, _b, _y;
     private MemoryBuffer1D<ushort, Stride1D.Dense>? _wBf16;
@@ -33,7 +31,7 @@ public class GemmBenchmarks
     /// <summary>Floating-point operations of one call for <paramref name="shape"/>.</summary>
     public static double Flops(string shape)
     {
-        int[] d = shape.Split('x').Select(int.Parse).ToArray();
+        int[] d = Dims(shape);
         return 2.0 * d[0] * d[1] * d[2];
     }
 
@@ -41,21 +39,19 @@ public class GemmBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        int[] d = Shape.Split('x').Select(int.Parse).ToArray();
+        int[] d = Dims(Shape);
         (_m, _n, _k) = (d[0], d[1], d[2]);
         var rng = new Random(1);
         _hx = Enumerable.Range(0, _m * _k).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
         _hw = Enumerable.Range(0, _n * _k).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
         _hb = Enumerable.Range(0, _n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
         _hy = new float[_m * _n];
-        _context = Context.Create(b => b.CPU());
-        _accelerator = _context.GetCPUDevice(0).CreateCPUAccelerator(_context, CPUAcceleratorMode.Parallel);
-        _gemm = new GemmKernels(new KernelContext(_accelerator));
-        _x = _accelerator.Allocate1D(_hx);
-        _w = _accelerator.Allocate1D(_hw);
-        _wBf16 = _accelerator.Allocate1D(_hw.Select(Bf16.FromFloat).ToArray());
-        _b = _accelerator.Allocate1D(_hb);
-        _y = _accelerator.Allocate1D<float>(_m * _n);
+        _gemm = new GemmKernels(StartAccelerator());
+        _x = Accelerator.Allocate1D(_hx);
+        _w = Accelerator.Allocate1D(_hw);
+        _wBf16 = Accelerator.Allocate1D(_hw.Select(Bf16.FromFloat).ToArray());
+        _b = Accelerator.Allocate1D(_hb);
+        _y = Accelerator.Allocate1D<float>(_m * _n);
     }
 
     /// <summary>Releases the buffers and the accelerator.</summary>
@@ -63,8 +59,7 @@ public class GemmBenchmarks
     public void Cleanup()
     {
         _x?.Dispose(); _w?.Dispose(); _wBf16?.Dispose(); _b?.Dispose(); _y?.Dispose();
-        _accelerator?.Dispose();
-        _context?.Dispose();
+        StopAccelerator();
     }
 
     /// <summary>The reference point: a plain single-threaded C# loop with both rows contiguous.</summary>
@@ -88,7 +83,7 @@ public class GemmBenchmarks
     public void PortableF32()
     {
         _gemm!.Linear(_x!.View, _w!.View, _b!.View, _y!.View, _m, _n, _k);
-        _accelerator!.Synchronize();
+        Accelerator.Synchronize();
     }
 
     /// <summary>Portable kernel, bfloat16 weights.</summary>
@@ -96,11 +91,11 @@ public class GemmBenchmarks
     public void PortableBf16()
     {
         _gemm!.Linear(_x!.View, _wBf16!.View, _b!.View, _y!.View, _m, _n, _k);
-        _accelerator!.Synchronize();
+        Accelerator.Synchronize();
     }
 }
 
-/// <summary>Adds a GFLOP/s column to GEMM and attention benchmarks (FLOPs from the <c>Shape</c> parameter).</summary>
+/// <summary>Adds a GFLOP/s column to the kernel benchmarks (FLOPs from the <c>Shape</c> parameter and the class's static <c>Flops(string)</c>).</summary>
 public sealed class FlopsConfig : ManualConfig
 {
     /// <summary>Registers the column.</summary>
@@ -125,7 +120,7 @@ public sealed class GflopsColumn : IColumn
     /// <inheritdoc />
     public UnitType UnitType => UnitType.Dimensionless;
     /// <inheritdoc />
-    public string Legend => "Floating-point operations per second of the case's shape (2·M·N·K for GEMM, 4·S²·H·Dh for attention)";
+    public string Legend => "Floating-point operations per second of the case's shape (2·M·N·K for GEMM, 4·S²·H·Dh for attention, 18·C²·H² for conv 3×3)";
 
     /// <inheritdoc />
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
@@ -136,9 +131,10 @@ public sealed class GflopsColumn : IColumn
         var report = summary[benchmarkCase];
         if (report?.ResultStatistics is not { } stats) return "NA";
         string shape = (string)benchmarkCase.Parameters["Shape"];
-        double flops = benchmarkCase.Descriptor.Type == typeof(AttentionBenchmarks)
-            ? AttentionBenchmarks.Flops(shape)
-            : GemmBenchmarks.Flops(shape);
+        // Each benchmark class with this column declares "public static double Flops(string shape)".
+        var flopsOf = benchmarkCase.Descriptor.Type.GetMethod("Flops", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static, [typeof(string)]);
+        if (flopsOf is null) return "NA";
+        double flops = (double)flopsOf.Invoke(null, [shape])!;
         return (flops / stats.Mean).ToString("F2", System.Globalization.CultureInfo.InvariantCulture); // ns → GFLOP/s
     }
 

@@ -13,7 +13,7 @@ namespace ZImage.Runtime.Budget;
 /// Weights-tagged allocations are not limited; they count toward the base. A device out-of-memory from the inner allocator
 /// is recorded on the guard (state Red) and rethrown.
 /// </summary>
-public sealed class BudgetedAllocator : IDeviceAllocator
+public sealed class BudgetedAllocator : IDeviceAllocator, IAllocationCharges
 {
     private readonly Func<long, long>? _round;
 
@@ -87,7 +87,7 @@ public sealed class BudgetedAllocator : IDeviceAllocator
             throw;
         }
 
-        return new BudgetedAllocation(allocation, this, inference, charge);
+        return new ChargedAllocation(allocation, this, inference, charge);
     }
 
     /// <inheritdoc />
@@ -99,38 +99,13 @@ public sealed class BudgetedAllocator : IDeviceAllocator
         return new DeviceBuffer<T>(Allocate(bytes, tag), length);
     }
 
+    void IAllocationCharges.Release(bool inference, long charge) => Undo(inference, charge);
+
     private void Undo(bool inference, long charge)
     {
         if (inference)
             Guard.Uncharge(charge);
         else
             Guard.AddWeights(-charge);
-    }
-
-    private sealed class BudgetedAllocation(DeviceAllocation inner, BudgetedAllocator owner, bool inference, long charge) : DeviceAllocation
-    {
-        private int _released;
-
-        public override long Id => inner.Id;
-        public override string Tag => inner.Tag;
-        public override long RequestedBytes => inner.RequestedBytes;
-        public override long Size => inner.Size;
-        public override DeviceSegment Segment => inner.Segment;
-        public override long Offset => inner.Offset;
-        public override bool IsDisposed => Volatile.Read(ref _released) != 0 || inner.IsDisposed;
-
-        public override void Dispose()
-        {
-            if (Interlocked.Exchange(ref _released, 1) != 0)
-                ThrowIfDisposed();
-            try
-            {
-                inner.Dispose();
-            }
-            finally
-            {
-                owner.Undo(inference, charge);
-            }
-        }
     }
 }

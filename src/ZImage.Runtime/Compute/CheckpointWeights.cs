@@ -30,7 +30,7 @@ public sealed class CheckpointWeights : IWeightProvider
     private readonly ISafetensorsReader _reader;
     private readonly IDeviceAllocator _allocator;
     private readonly bool _ownsReader;
-    private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
+    private readonly WeightCache _tensors = new();
     private bool _disposed;
 
     /// <summary>Creates a provider over an open checkpoint reader.</summary>
@@ -42,9 +42,7 @@ public sealed class CheckpointWeights : IWeightProvider
         _reader = reader ?? throw new ArgumentNullException(nameof(reader));
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
         options ??= new CheckpointWeightsOptions();
-        if (options.MatrixDType is not (TensorDType.F32 or TensorDType.F16 or TensorDType.BF16))
-            throw new ArgumentOutOfRangeException(nameof(options), options.MatrixDType, "MatrixDType must be F32, F16 or BF16.");
-        MatrixDType = options.MatrixDType;
+        MatrixDType = WeightCache.ValidateMatrixDType(options.MatrixDType, nameof(options), "MatrixDType must be F32, F16 or BF16.");
         _ownsReader = options.OwnsReader;
     }
 
@@ -52,10 +50,10 @@ public sealed class CheckpointWeights : IWeightProvider
     public TensorDType MatrixDType { get; }
 
     /// <summary>Elements (parameters) of all weights provided so far.</summary>
-    public long ParameterCount => _tensors.Values.Sum(t => t.ElementCount);
+    public long ParameterCount => _tensors.ParameterCount;
 
     /// <summary>Bytes of all weights uploaded so far.</summary>
-    public long TotalBytes => _tensors.Values.Sum(t => t.ByteCount);
+    public long TotalBytes => _tensors.TotalBytes;
 
     /// <inheritdoc />
     /// <exception cref="KeyNotFoundException">The checkpoint has no such tensor.</exception>
@@ -96,27 +94,21 @@ public sealed class CheckpointWeights : IWeightProvider
     {
         if (_disposed) return;
         _disposed = true;
-        foreach (var t in _tensors.Values) t.Dispose();
         _tensors.Clear();
         if (_ownsReader) _reader.Dispose();
     }
 
     private Tensor Get(string name, TensorDType dtype, int[] shape)
     {
-        ArgumentException.ThrowIfNullOrEmpty(name);
-        ArgumentNullException.ThrowIfNull(shape);
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_tensors.TryGetValue(name, out var cached))
-        {
-            if (!cached.Shape.SequenceEqual(shape)) throw new WeightShapeException(name, shape, cached.Shape);
+        WeightCache.ValidateRequest(name, shape, _disposed, this);
+        if (_tensors.TryGet(name, shape, null, out var cached))
             return cached;
-        }
         var info = _reader.GetInfo(name);
         if (!info.Shape.SequenceEqual(shape)) throw new WeightShapeException(name, shape, info.Shape);
         if (info.DType is not (SafetensorsDType.F32 or SafetensorsDType.BF16 or SafetensorsDType.F16))
             throw new WeightShapeException(name, shape, info.Shape, $"Its dtype {info.DType} is not a float type (F32, BF16, F16).");
 
-        var tensor = new Tensor(_allocator.Allocate(info.ElementCount * Tensor.ElementSize(dtype), AllocationTags.Weights), dtype, shape);
+        var tensor = WeightCache.Allocate(_allocator, info.ElementCount, dtype, shape);
         try
         {
             Upload(name, info.DType, _reader.GetBytes(name), tensor);
@@ -126,8 +118,7 @@ public sealed class CheckpointWeights : IWeightProvider
             tensor.Dispose();
             throw;
         }
-        _tensors.Add(name, tensor);
-        return tensor;
+        return _tensors.Add(name, tensor);
     }
 
     private static void Upload(string name, SafetensorsDType source, ReadOnlySpan<byte> bytes, Tensor tensor)

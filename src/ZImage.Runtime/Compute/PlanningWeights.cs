@@ -11,7 +11,7 @@ namespace ZImage.Runtime.Compute;
 public sealed class PlanningWeights : IWeightProvider
 {
     private readonly IDeviceAllocator _allocator;
-    private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
+    private readonly WeightCache _tensors = new();
     private bool _disposed;
 
     /// <summary>Creates a provider allocating from <paramref name="allocator"/> (normally over a simulated backend).</summary>
@@ -20,19 +20,17 @@ public sealed class PlanningWeights : IWeightProvider
     public PlanningWeights(IDeviceAllocator allocator, TensorDType matrixDType = TensorDType.BF16)
     {
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
-        if (matrixDType is not (TensorDType.F32 or TensorDType.F16 or TensorDType.BF16))
-            throw new ArgumentOutOfRangeException(nameof(matrixDType), matrixDType, "Matrix dtype must be F32, F16 or BF16.");
-        MatrixDType = matrixDType;
+        MatrixDType = WeightCache.ValidateMatrixDType(matrixDType, nameof(matrixDType), "Matrix dtype must be F32, F16 or BF16.");
     }
 
     /// <inheritdoc />
     public TensorDType MatrixDType { get; }
 
     /// <summary>Elements (parameters) of all weights provided so far.</summary>
-    public long ParameterCount => _tensors.Values.Sum(t => t.ElementCount);
+    public long ParameterCount => _tensors.ParameterCount;
 
     /// <summary>Bytes of all weights allocated so far.</summary>
-    public long TotalBytes => _tensors.Values.Sum(t => t.ByteCount);
+    public long TotalBytes => _tensors.TotalBytes;
 
     /// <inheritdoc />
     public Tensor Matrix(string name, params int[] shape) => Get(name, MatrixDType, shape);
@@ -54,29 +52,20 @@ public sealed class PlanningWeights : IWeightProvider
     {
         if (_disposed) return;
         _disposed = true;
-        foreach (var t in _tensors.Values) t.Dispose();
         _tensors.Clear();
     }
 
     private Tensor Get(string name, TensorDType dtype, int[] shape)
     {
-        ArgumentException.ThrowIfNullOrEmpty(name);
-        ArgumentNullException.ThrowIfNull(shape);
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_tensors.TryGetValue(name, out var existing))
-        {
-            if (!existing.Shape.SequenceEqual(shape)) throw new WeightShapeException(name, shape, existing.Shape, "It was requested earlier with the other shape.");
+        WeightCache.ValidateRequest(name, shape, _disposed, this);
+        if (_tensors.TryGet(name, shape, "It was requested earlier with the other shape.", out var existing))
             return existing;
-        }
         long n = 1;
         foreach (int d in shape)
         {
             if (d <= 0) throw new WeightShapeException(name, shape, shape, "Dimensions must be positive.");
             n *= d;
         }
-        var block = _allocator.Allocate(n * Tensor.ElementSize(dtype), AllocationTags.Weights);
-        var tensor = new Tensor(block, dtype, shape);
-        _tensors.Add(name, tensor);
-        return tensor;
+        return _tensors.Add(name, WeightCache.Allocate(_allocator, n, dtype, shape));
     }
 }

@@ -30,12 +30,10 @@ public sealed class AcceleratorMemoryBackendOptions
 /// </summary>
 public sealed class AcceleratorMemoryBackend : IDeviceMemoryBackend
 {
-    private readonly object _gate = new();
-    private readonly HashSet<Segment> _live = [];
+    private readonly LiveSegments<Segment> _live = new();
     private readonly ComputeDevice? _device;
     private readonly long? _capacity;
     private long _allocatedBytes;
-    private bool _disposed;
 
     /// <summary>Creates a backend on a device chosen by <see cref="DeviceSelector"/>.</summary>
     public AcceleratorMemoryBackend(ComputeDevice device, AcceleratorMemoryBackendOptions? options = null)
@@ -75,10 +73,7 @@ public sealed class AcceleratorMemoryBackend : IDeviceMemoryBackend
     public long AllocatedBytes => Interlocked.Read(ref _allocatedBytes);
 
     /// <summary>Live segments.</summary>
-    public int SegmentCount
-    {
-        get { lock (_gate) return _live.Count; }
-    }
+    public int SegmentCount => _live.Count;
 
     /// <inheritdoc />
     public DeviceMemoryInfo GetMemoryInfo()
@@ -147,16 +142,11 @@ public sealed class AcceleratorMemoryBackend : IDeviceMemoryBackend
         }
 
         var created = new Segment(this, buffer);
-        lock (_gate)
+        if (!_live.TryAdd(created))
         {
-            if (_disposed)
-            {
-                buffer.Dispose();
-                Interlocked.Add(ref _allocatedBytes, -bytes);
-                throw new ObjectDisposedException(Name);
-            }
-
-            _live.Add(created);
+            buffer.Dispose();
+            Interlocked.Add(ref _allocatedBytes, -bytes);
+            throw new ObjectDisposedException(Name);
         }
 
         segment = created;
@@ -175,15 +165,7 @@ public sealed class AcceleratorMemoryBackend : IDeviceMemoryBackend
     /// <exception cref="ArgumentException">The segment is not from this backend or was already freed.</exception>
     public void FreeSegment(DeviceSegment segment)
     {
-        ArgumentNullException.ThrowIfNull(segment);
-        if (segment is not Segment own || !ReferenceEquals(own.Owner, this))
-            throw new ArgumentException($"Segment at 0x{segment.Address:X} ({segment.Size} B) does not belong to backend '{Name}'.", nameof(segment));
-        lock (_gate)
-        {
-            if (!_live.Remove(own))
-                throw new ArgumentException($"Segment at 0x{segment.Address:X} ({segment.Size} B) was already freed.", nameof(segment));
-        }
-
+        var own = _live.Remove(segment, this, Name);
         own.Release();
         Interlocked.Add(ref _allocatedBytes, -own.Size);
     }
@@ -198,16 +180,8 @@ public sealed class AcceleratorMemoryBackend : IDeviceMemoryBackend
     /// <summary>Frees every live segment. The accelerator itself belongs to its <see cref="ComputeDevice"/> and stays.</summary>
     public void Dispose()
     {
-        Segment[] live;
-        lock (_gate)
-        {
-            if (_disposed)
-                return;
-            _disposed = true;
-            live = [.. _live];
-            _live.Clear();
-        }
-
+        if (_live.Close() is not { } live)
+            return;
         foreach (var s in live)
         {
             s.Release();
@@ -215,34 +189,13 @@ public sealed class AcceleratorMemoryBackend : IDeviceMemoryBackend
         }
     }
 
-    private void ThrowIfDisposed()
-    {
-        if (Volatile.Read(ref _disposed))
-            throw new ObjectDisposedException(Name);
-    }
+    private void ThrowIfDisposed() => _live.ThrowIfClosed(Name);
 
     private sealed class Segment(AcceleratorMemoryBackend owner, MemoryBuffer1D<byte, Stride1D.Dense> buffer)
-        : DeviceSegment(buffer.NativePtr.ToInt64(), buffer.Length)
+        : ReleasableSegment(owner, buffer.NativePtr.ToInt64(), buffer.Length, "device")
     {
-        private int _released;
+        protected override ArrayView<byte> WholeView => buffer.View;
 
-        public AcceleratorMemoryBackend Owner { get; } = owner;
-
-        public override ArrayView<byte> GetByteView(long offset, long length)
-        {
-            if (Volatile.Read(ref _released) != 0)
-                throw new ObjectDisposedException($"Segment@0x{Address:X}", "The segment was returned to the device.");
-            if (offset < 0 || offset > Size)
-                throw new ArgumentOutOfRangeException(nameof(offset), offset, $"The offset must be within 0..{Size}.");
-            if (length < 0 || length > Size - offset)
-                throw new ArgumentOutOfRangeException(nameof(length), length, $"The length must be within 0..{Size - offset} at offset {offset}.");
-            return ((ArrayView<byte>)buffer.View).SubView(offset, length);
-        }
-
-        public void Release()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-                buffer.Dispose();
-        }
+        protected override void Free() => buffer.Dispose();
     }
 }

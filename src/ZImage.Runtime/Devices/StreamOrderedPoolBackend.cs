@@ -40,14 +40,12 @@ public sealed class StreamOrderedPoolNotSupportedException : NotSupportedExcepti
 /// </summary>
 public sealed class StreamOrderedPoolBackend : IDeviceMemoryBackend
 {
-    private readonly object _gate = new();
-    private readonly HashSet<PoolSegment> _live = [];
+    private readonly LiveSegments<PoolSegment> _live = new();
     private readonly ComputeDevice _device;
     private readonly CudaDriver _driver;
     private readonly CudaStream _stream;
     private readonly IntPtr _pool;
     private long _allocatedBytes;
-    private bool _disposed;
 
     private StreamOrderedPoolBackend(ComputeDevice device, CudaDriver driver, StreamOrderedPoolOptions options)
     {
@@ -156,8 +154,7 @@ public sealed class StreamOrderedPoolBackend : IDeviceMemoryBackend
         }
 
         var created = new PoolSegment(this, new CudaPoolMemoryBuffer(_device.Accelerator, ptr, bytes));
-        lock (_gate)
-            _live.Add(created);
+        _live.Add(created);
         Interlocked.Add(ref _allocatedBytes, bytes);
         segment = created;
         return true;
@@ -167,23 +164,14 @@ public sealed class StreamOrderedPoolBackend : IDeviceMemoryBackend
     /// <exception cref="ArgumentException">The segment is not from this backend or was already freed.</exception>
     public void FreeSegment(DeviceSegment segment)
     {
-        ArgumentNullException.ThrowIfNull(segment);
-        if (segment is not PoolSegment own || !ReferenceEquals(own.Owner, this))
-            throw new ArgumentException($"Segment at 0x{segment.Address:X} ({segment.Size} B) does not belong to backend '{Name}'.", nameof(segment));
-        lock (_gate)
-        {
-            if (!_live.Remove(own))
-                throw new ArgumentException($"Segment at 0x{segment.Address:X} ({segment.Size} B) was already freed.", nameof(segment));
-        }
-
-        Release(own);
+        Release(_live.Remove(segment, this, Name));
     }
 
     private void Release(PoolSegment segment)
     {
         using (_device.Accelerator.BindScoped())
             _driver.FreeAsync(segment.Buffer.DevicePointer, _stream.StreamPtr);
-        segment.MarkReleased();
+        segment.Release();
         Interlocked.Add(ref _allocatedBytes, -segment.Size);
     }
 
@@ -209,16 +197,8 @@ public sealed class StreamOrderedPoolBackend : IDeviceMemoryBackend
     /// <summary>Frees live segments, waits for the stream and disposes it. The default pool itself is the device's and stays.</summary>
     public void Dispose()
     {
-        PoolSegment[] live;
-        lock (_gate)
-        {
-            if (_disposed)
-                return;
-            _disposed = true;
-            live = [.. _live];
-            _live.Clear();
-        }
-
+        if (_live.Close() is not { } live)
+            return;
         foreach (var s in live)
             Release(s);
         using (_device.Accelerator.BindScoped())
@@ -226,36 +206,15 @@ public sealed class StreamOrderedPoolBackend : IDeviceMemoryBackend
         _stream.Dispose();
     }
 
-    private void ThrowIfDisposed()
-    {
-        if (Volatile.Read(ref _disposed))
-            throw new ObjectDisposedException(Name);
-    }
+    private void ThrowIfDisposed() => _live.ThrowIfClosed(Name);
 
     private sealed class PoolSegment(StreamOrderedPoolBackend owner, CudaPoolMemoryBuffer buffer)
-        : DeviceSegment((long)buffer.DevicePointer, buffer.Length)
+        : ReleasableSegment(owner, (long)buffer.DevicePointer, buffer.Length, "pool")
     {
-        private int _released;
-
-        public StreamOrderedPoolBackend Owner { get; } = owner;
-
         public CudaPoolMemoryBuffer Buffer { get; } = buffer;
 
-        public override ArrayView<byte> GetByteView(long offset, long length)
-        {
-            if (Volatile.Read(ref _released) != 0)
-                throw new ObjectDisposedException($"Segment@0x{Address:X}", "The segment was returned to the pool.");
-            if (offset < 0 || offset > Size)
-                throw new ArgumentOutOfRangeException(nameof(offset), offset, $"The offset must be within 0..{Size}.");
-            if (length < 0 || length > Size - offset)
-                throw new ArgumentOutOfRangeException(nameof(length), length, $"The length must be within 0..{Size - offset} at offset {offset}.");
-            return Buffer.ByteView.SubView(offset, length);
-        }
+        protected override ArrayView<byte> WholeView => Buffer.ByteView;
 
-        public void MarkReleased()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-                Buffer.Dispose();
-        }
+        protected override void Free() => Buffer.Dispose();
     }
 }

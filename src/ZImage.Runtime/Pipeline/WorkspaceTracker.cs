@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using ZImage.Runtime.Budget;
 using ZImage.Runtime.Memory;
 
 namespace ZImage.Runtime.Pipeline;
@@ -9,7 +10,7 @@ namespace ZImage.Runtime.Pipeline;
 /// <see cref="Budget.BudgetedAllocator"/> charges against the inference segment. Rounded sizes do not depend on what the
 /// cache holds, so a plan on a fresh simulated device and a real run on a warm cache count the same bytes.
 /// </summary>
-public sealed class WorkspaceTracker : IDeviceAllocator
+public sealed class WorkspaceTracker : IDeviceAllocator, IAllocationCharges
 {
     private readonly Func<long, long> _round;
     private long _workspace, _peak, _weights;
@@ -55,32 +56,12 @@ public sealed class WorkspaceTracker : IDeviceAllocator
         {
             Interlocked.Add(ref _weights, charge);
         }
-        return new Tracked(inner, this, workspace, charge);
+        return new ChargedAllocation(inner, this, workspace, charge);
     }
 
     /// <inheritdoc />
     public DeviceBuffer<T> Allocate<T>(long length, string tag) where T : unmanaged =>
         new(Allocate(checked(length * Unsafe.SizeOf<T>()), tag), length);
 
-    private void Release(bool workspace, long charge) => Interlocked.Add(ref workspace ? ref _workspace : ref _weights, -charge);
-
-    private sealed class Tracked(DeviceAllocation inner, WorkspaceTracker owner, bool workspace, long charge) : DeviceAllocation
-    {
-        private int _released;
-        public override long Id => inner.Id;
-        public override string Tag => inner.Tag;
-        public override long RequestedBytes => inner.RequestedBytes;
-        public override long Size => inner.Size;
-        public override DeviceSegment Segment => inner.Segment;
-        public override long Offset => inner.Offset;
-        public override bool IsDisposed => Volatile.Read(ref _released) != 0 || inner.IsDisposed;
-
-        public override void Dispose()
-        {
-            if (Interlocked.Exchange(ref _released, 1) != 0)
-                throw new ObjectDisposedException($"DeviceAllocation#{Id}({Tag})", "The device block was freed twice.");
-            inner.Dispose();
-            owner.Release(workspace, charge);
-        }
-    }
+    void IAllocationCharges.Release(bool workspace, long charge) => Interlocked.Add(ref workspace ? ref _workspace : ref _weights, -charge);
 }

@@ -4,7 +4,7 @@ using ZImage.Kernels.Tests.Infrastructure;
 namespace ZImage.Kernels.Tests.Attention;
 
 /// <summary>
-/// Both attention variants match a float64 softmax reference: self and cross attention, causal masks, grouped-query
+/// Both attention variants match a float64 softmax reference on every backend: self and cross attention, causal masks, grouped-query
 /// heads, head dims 16/32/128/512 (and one above the tiled kernel's limit), sequence lengths that are not tile multiples.
 /// </summary>
 [Collection(GemmAcceleratorCollection.Name)]
@@ -56,39 +56,39 @@ public sealed class AttentionCorrectnessTests(GemmAcceleratorFixture fx)
         { 2, 3, 1, 1, 2100, false },
     };
 
-    /// <summary>Portable variant on the default CPU accelerator.</summary>
-    [Theory]
-    [MemberData(nameof(PortableCases))]
-    public void PortableMatchesFloat64Reference(int sq, int sk, int hq, int hkv, int dh, bool causal) =>
-        Check(KernelVariant.Portable, sq, sk, hq, hkv, dh, causal, 1f, sq * 1000 + sk * 10 + dh);
+    /// <summary>Every backend: portable cases on the CPU, tiny cases on the GPU-shaped CPU, all of them on CUDA if present.</summary>
+    public static TheoryData<KernelBackend, int, int, int, int, int, bool> Cases() => KernelBackends.Matrix(PortableCases(), GpuCases());
 
-    /// <summary>Portable variant: row-block remainders, key-block tails and causal diagonals inside blocks.</summary>
-    [Theory]
-    [MemberData(nameof(PortableBlockingCases))]
-    public void PortableBlockEdgesMatchFloat64Reference(int sq, int sk, int hq, int hkv, int dh, bool causal) =>
-        Check(KernelVariant.Portable, sq, sk, hq, hkv, dh, causal, 2f, sq * 3100 + sk * 17 + hq * 5 + dh);
+    /// <summary>The portable blocking edges on the CPU, and on CUDA if present (where the GPU variant runs them).</summary>
+    public static TheoryData<KernelBackend, int, int, int, int, int, bool> BlockingCases() => KernelBackends.Matrix(PortableBlockingCases(), new());
 
-    /// <summary>GPU variant (shared-memory tiles) on a GPU-shaped CPU accelerator.</summary>
+    /// <summary>Each backend's variant (the GPU one: shared-memory tiles) matches the float64 reference.</summary>
     [Theory]
-    [MemberData(nameof(GpuCases))]
-    public void GpuMatchesFloat64Reference(int sq, int sk, int hq, int hkv, int dh, bool causal) =>
-        Check(KernelVariant.Gpu, sq, sk, hq, hkv, dh, causal, 1f, sq * 7000 + sk * 3 + dh);
+    [MemberData(nameof(Cases))]
+    public void MatchesFloat64Reference(KernelBackend backend, int sq, int sk, int hq, int hkv, int dh, bool causal) =>
+        Check(backend, sq, sk, hq, hkv, dh, causal, 1f,
+            backend == KernelBackend.CpuGpuShaped ? sq * 7000 + sk * 3 + dh : sq * 1000 + sk * 10 + dh);
 
-    /// <summary>Scores in the hundreds (no exp overflow thanks to the running max) in both variants.</summary>
+    /// <summary>Row-block remainders, key-block tails and causal diagonals inside blocks.</summary>
     [Theory]
-    [InlineData(KernelVariant.Portable)]
-    [InlineData(KernelVariant.Gpu)]
-    public void LargeScoresStayFiniteAndAccurate(KernelVariant variant) =>
-        Check(variant, 18, 18, 2, 1, 32, causal: true, inputScale: 6f, seed: 4242);
+    [MemberData(nameof(BlockingCases))]
+    public void BlockEdgesMatchFloat64Reference(KernelBackend backend, int sq, int sk, int hq, int hkv, int dh, bool causal) =>
+        Check(backend, sq, sk, hq, hkv, dh, causal, 2f, sq * 3100 + sk * 17 + hq * 5 + dh);
 
-    private void Check(KernelVariant variant, int sq, int sk, int hq, int hkv, int dh, bool causal, float inputScale, int seed)
+    /// <summary>Scores in the hundreds (no exp overflow thanks to the running max) on every backend.</summary>
+    [Theory]
+    [MemberData(nameof(KernelBackends.All), MemberType = typeof(KernelBackends))]
+    public void LargeScoresStayFiniteAndAccurate(KernelBackend backend) =>
+        Check(backend, 18, 18, 2, 1, 32, causal: true, inputScale: 6f, seed: 4242);
+
+    private void Check(KernelBackend backend, int sq, int sk, int hq, int hkv, int dh, bool causal, float inputScale, int seed)
     {
         var rng = new Random(seed);
         float[] q = GemmReference.Random(rng, sq * hq * dh, inputScale);
         float[] k = GemmReference.Random(rng, sk * hkv * dh, inputScale);
         float[] v = GemmReference.Random(rng, sk * hkv * dh);
         float scale = 1f / MathF.Sqrt(dh);
-        AttentionKernels attention = fx.Attention(variant);
+        AttentionKernels attention = fx.Attention(backend);
         var acc = attention.Context.Accelerator;
         using var qb = GemmAcceleratorFixture.Upload(acc, q);
         using var kb = GemmAcceleratorFixture.Upload(acc, k);
@@ -100,6 +100,6 @@ public sealed class AttentionCorrectnessTests(GemmAcceleratorFixture fx)
 
         var (expected, magnitude) = AttnReference.Attention(q, k, v, sq, sk, hq, hkv, dh, scale, causal);
         GemmReference.AssertClose(expected, magnitude, ob.GetAsArray1D(), 2e-5 * inputScale * inputScale,
-            $"{variant} attention Sq={sq} Sk={sk} Hq={hq} Hkv={hkv} Dh={dh} causal={causal}");
+            $"{backend} attention Sq={sq} Sk={sk} Hq={hq} Hkv={hkv} Dh={dh} causal={causal}");
     }
 }

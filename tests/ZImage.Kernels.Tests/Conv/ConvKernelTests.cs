@@ -9,34 +9,34 @@ public sealed class ConvKernelTests(NormConvFixture fx)
 {
     public enum WeightType { F32, F16, Bf16 }
 
-    public static TheoryData<bool, WeightType, int, int, int, int, int, bool> Cases()
+    public static TheoryData<WeightType, int, int, int, int, int, bool> Shared() => new()
     {
-        var d = new TheoryData<bool, WeightType, int, int, int, int, int, bool>();
-        foreach (bool gpu in new[] { false, true })
-        {
-            // (dtype, cin, cout, h, w, k, upsample)
-            d.Add(gpu, WeightType.F32, 1, 1, 1, 1, 3, false);
-            d.Add(gpu, WeightType.F32, 3, 5, 5, 3, 3, false);
-            d.Add(gpu, WeightType.F32, 9, 5, 8, 5, 3, false);
-            d.Add(gpu, WeightType.F32, 3, 2, 3, 8, 1, false);
-            d.Add(gpu, WeightType.F16, 4, 3, 5, 5, 3, false);
-            d.Add(gpu, WeightType.Bf16, 3, 5, 3, 5, 3, false);
-            d.Add(gpu, WeightType.F32, 3, 5, 3, 5, 3, true);
-            d.Add(gpu, WeightType.Bf16, 2, 3, 1, 3, 3, true);
-            d.Add(gpu, WeightType.F16, 5, 2, 3, 3, 1, true);
-        }
+        // (dtype, cin, cout, h, w, k, upsample)
+        { WeightType.F32, 1, 1, 1, 1, 3, false },
+        { WeightType.F32, 3, 5, 5, 3, 3, false },
+        { WeightType.F32, 9, 5, 8, 5, 3, false },
+        { WeightType.F32, 3, 2, 3, 8, 1, false },
+        { WeightType.F16, 4, 3, 5, 5, 3, false },
+        { WeightType.Bf16, 3, 5, 3, 5, 3, false },
+        { WeightType.F32, 3, 5, 3, 5, 3, true },
+        { WeightType.Bf16, 2, 3, 1, 3, 3, true },
+        { WeightType.F16, 5, 2, 3, 3, 1, true },
+    };
 
-        // Portable only (larger than the GPU tests can afford): several row chunks per output channel.
-        d.Add(false, WeightType.F32, 6, 7, 33, 21, 3, false);
-        d.Add(false, WeightType.Bf16, 5, 4, 9, 7, 3, true);
-        return d;
+    public static TheoryData<KernelBackend, WeightType, int, int, int, int, int, bool> Cases()
+    {
+        var portable = Shared();
+        // Portable only among the CPU backends (larger than the simulated GPU can afford): several row chunks per output channel.
+        portable.Add(WeightType.F32, 6, 7, 33, 21, 3, false);
+        portable.Add(WeightType.Bf16, 5, 4, 9, 7, 3, true);
+        return KernelBackends.Matrix(portable, Shared());
     }
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void ConvMatchesReference(bool gpu, WeightType type, int cin, int cout, int h, int w, int k, bool upsample)
+    public void ConvMatchesReference(KernelBackend backend, WeightType type, int cin, int cout, int h, int w, int k, bool upsample)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var x = Random(cin * 100 + h * 10 + w, cin * h * w, 2f);
         var wf = Random(cout * 7 + k, cout * cin * k * k, 0.5f);
         var bias = Random(cout + 3, cout);
@@ -78,7 +78,7 @@ public sealed class ConvKernelTests(NormConvFixture fx)
         using var bx = Upload(acc, x);
         using var bb = Upload(acc, bias);
         using var by = Upload(acc, Poison(expected.Length));
-        var conv = fx.Conv(gpu);
+        var conv = fx.Conv(backend);
         switch (type)
         {
             case WeightType.F32:
@@ -96,12 +96,11 @@ public sealed class ConvKernelTests(NormConvFixture fx)
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void ConvWithoutBiasMatchesReference(bool gpu)
+    [MemberData(nameof(KernelBackends.All), MemberType = typeof(KernelBackends))]
+    public void ConvWithoutBiasMatchesReference(KernelBackend backend)
     {
         const int cin = 2, cout = 3, h = 3, w = 4;
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var x = Random(1, cin * h * w);
         var wf = Random(2, cout * cin);
         var expected = new double[cout * h * w];
@@ -116,18 +115,19 @@ public sealed class ConvKernelTests(NormConvFixture fx)
         using var bx = Upload(acc, x);
         using var bw = Upload(acc, wf);
         using var by = Upload(acc, Poison(expected.Length));
-        fx.Conv(gpu).Conv2d(bx.View, bw.View, default, by.View, cin, cout, h, w, 1);
+        fx.Conv(backend).Conv2d(bx.View, bw.View, default, by.View, cin, cout, h, w, 1);
         AssertClose(expected, Download(acc, by), atol: 1e-5);
     }
 
+    public static TheoryData<KernelBackend, int, int, int> UpsampleCases() => KernelBackends.Matrix(
+        new TheoryData<int, int, int> { { 1, 1, 1 }, { 3, 5, 3 } },
+        new TheoryData<int, int, int> { { 2, 3, 5 }, { 1, 8, 1 } });
+
     [Theory]
-    [InlineData(false, 1, 1, 1)]
-    [InlineData(false, 3, 5, 3)]
-    [InlineData(true, 2, 3, 5)]
-    [InlineData(true, 1, 8, 1)]
-    public void UpsampleNearest2xRepeatsEachPixel(bool gpu, int channels, int h, int w)
+    [MemberData(nameof(UpsampleCases))]
+    public void UpsampleNearest2xRepeatsEachPixel(KernelBackend backend, int channels, int h, int w)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var x = Random(h * w, channels * h * w);
         var expected = new double[channels * 4 * h * w];
         for (int c = 0; c < channels; c++)
@@ -140,7 +140,7 @@ public sealed class ConvKernelTests(NormConvFixture fx)
 
         using var bx = Upload(acc, x);
         using var by = Upload(acc, Poison(expected.Length));
-        fx.Conv(gpu).UpsampleNearest2x(bx.View, by.View, channels, h, w);
+        fx.Conv(backend).UpsampleNearest2x(bx.View, by.View, channels, h, w);
         AssertClose(expected, Download(acc, by), atol: 0, rtol: 0);
     }
 

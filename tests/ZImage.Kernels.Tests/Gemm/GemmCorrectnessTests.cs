@@ -17,7 +17,7 @@ public enum WeightType
 }
 
 /// <summary>
-/// Both GEMM variants match a float64 reference for every weight dtype, with and without bias, on shapes that are
+/// Both GEMM variants match a float64 reference on every backend for every weight dtype, with and without bias, on shapes that are
 /// not multiples of any tile or micro-block (the GPU variant at tiny sizes: it is simulated thread by thread).
 /// </summary>
 [Collection(GemmAcceleratorCollection.Name)]
@@ -52,25 +52,23 @@ public sealed class GemmCorrectnessTests(GemmAcceleratorFixture fx)
         return data;
     }
 
-    /// <summary>Portable variant on the default CPU accelerator.</summary>
-    [Theory]
-    [MemberData(nameof(PortableCases))]
-    public void PortableMatchesFloat64Reference(int m, int n, int k, WeightType type, bool bias) =>
-        Check(KernelVariant.Portable, m, n, k, type, bias, seed: m * 7919 + n * 31 + k);
+    /// <summary>Every backend: portable cases on the CPU, tiny cases on the GPU-shaped CPU, all of them on CUDA if present.</summary>
+    public static TheoryData<KernelBackend, int, int, int, WeightType, bool> Cases() => KernelBackends.Matrix(PortableCases(), GpuCases());
 
-    /// <summary>GPU variant (shared-memory tiles, barriers) on a GPU-shaped CPU accelerator.</summary>
+    /// <summary>Each backend's variant (the GPU one: shared-memory tiles, barriers) matches the float64 reference.</summary>
     [Theory]
-    [MemberData(nameof(GpuCases))]
-    public void GpuMatchesFloat64Reference(int m, int n, int k, WeightType type, bool bias) =>
-        Check(KernelVariant.Gpu, m, n, k, type, bias, seed: m * 104729 + n * 17 + k);
+    [MemberData(nameof(Cases))]
+    public void MatchesFloat64Reference(KernelBackend backend, int m, int n, int k, WeightType type, bool bias) =>
+        Check(backend, m, n, k, type, bias,
+            seed: backend == KernelBackend.CpuGpuShaped ? m * 104729 + n * 17 + k : m * 7919 + n * 31 + k);
 
-    private void Check(KernelVariant variant, int m, int n, int k, WeightType type, bool withBias, int seed)
+    private void Check(KernelBackend backend, int m, int n, int k, WeightType type, bool withBias, int seed)
     {
         var rng = new Random(seed);
         float[] x = GemmReference.Random(rng, m * k);
         float[] w = GemmReference.Random(rng, n * k);
         float[]? b = withBias ? GemmReference.Random(rng, n) : null;
-        GemmKernels gemm = fx.Gemm(variant);
+        GemmKernels gemm = fx.Gemm(backend);
         var acc = gemm.Context.Accelerator;
 
         using var xb = GemmAcceleratorFixture.Upload(acc, x);
@@ -107,6 +105,6 @@ public sealed class GemmCorrectnessTests(GemmAcceleratorFixture fx)
         }
 
         var (expected, magnitude) = GemmReference.Linear(x, w, b, m, n, k);
-        GemmReference.AssertClose(expected, magnitude, yb.GetAsArray1D(), 1e-6 * Math.Sqrt(k), $"{variant} {type} {m}x{n}x{k} bias={withBias}");
+        GemmReference.AssertClose(expected, magnitude, yb.GetAsArray1D(), 1e-6 * Math.Sqrt(k), $"{backend} {type} {m}x{n}x{k} bias={withBias}");
     }
 }

@@ -5,52 +5,54 @@ using ILGPU.Runtime.CPU;
 namespace ZImage.Kernels.Tests.Infrastructure;
 
 /// <summary>
-/// One ILGPU context with the two CPU accelerators the GEMM/attention/RoPE tests run on, and the kernel families
-/// compiled once for each (creating accelerators and compiling kernels is the slow part of these tests):
+/// The accelerators of every available backend (<see cref="KernelBackends"/>) the GEMM/attention/RoPE tests run on,
+/// and the kernel families compiled once for each (creating accelerators and compiling kernels is the slow part of
+/// these tests):
 /// <list type="bullet">
 /// <item><see cref="Portable"/>: the default CPU device (16 threads per group) with the portable variant;</item>
-/// <item><see cref="Gpu"/>: a GPU-shaped CPU device (256 threads per group, warp 32) with the GPU variant forced.</item>
+/// <item><see cref="Gpu"/>: a GPU-shaped CPU device (256 threads per group, warp 32) with the GPU variant forced;</item>
+/// <item>a CUDA device with the GPU variant, where one is present.</item>
 /// </list>
 /// </summary>
 public sealed class GemmAcceleratorFixture : IDisposable
 {
-    private readonly Lazy<GemmKernels> _portableGemm, _gpuGemm;
-    private readonly Lazy<AttentionKernels> _portableAttention, _gpuAttention;
-    private readonly Lazy<RopeKernels> _portableRope, _gpuRope;
+    private readonly BackendAccelerators _backends = new();
+    private readonly PerBackend<GemmKernels> _gemm;
+    private readonly PerBackend<AttentionKernels> _attention;
+    private readonly PerBackend<RopeKernels> _rope;
 
-    /// <summary>Creates the context and both accelerators; kernel families compile on first use.</summary>
+    /// <summary>Creates the context and the CPU accelerators; kernel families compile on first use.</summary>
     public GemmAcceleratorFixture()
     {
-        IlContext = Context.Create(b => b.CPU());
-        PortableAccelerator = IlContext.GetCPUDevice(0).CreateCPUAccelerator(IlContext, CPUAcceleratorMode.Parallel);
-        GpuAccelerator = KernelContext.CreateGpuShapedCpuAccelerator(IlContext);
-        Portable = new KernelContext(PortableAccelerator);
-        Gpu = new KernelContext(GpuAccelerator, KernelVariant.Gpu);
-        _portableGemm = new(() => new GemmKernels(Portable));
-        _gpuGemm = new(() => new GemmKernels(Gpu));
-        _portableAttention = new(() => new AttentionKernels(Portable));
-        _gpuAttention = new(() => new AttentionKernels(Gpu));
-        _portableRope = new(() => new RopeKernels(Portable));
-        _gpuRope = new(() => new RopeKernels(Gpu));
+        _gemm = new(_backends, k => new GemmKernels(k));
+        _attention = new(_backends, k => new AttentionKernels(k));
+        _rope = new(_backends, k => new RopeKernels(k));
     }
 
     /// <summary>The ILGPU context.</summary>
-    public Context IlContext { get; }
+    public Context IlContext => _backends.Context;
     /// <summary>Default CPU accelerator (Parallel mode).</summary>
-    public CPUAccelerator PortableAccelerator { get; }
+    public CPUAccelerator PortableAccelerator => (CPUAccelerator)Portable.Accelerator;
     /// <summary>CPU accelerator with GPU-sized groups.</summary>
-    public CPUAccelerator GpuAccelerator { get; }
+    public CPUAccelerator GpuAccelerator => (CPUAccelerator)Gpu.Accelerator;
     /// <summary>Portable-variant context on <see cref="PortableAccelerator"/>.</summary>
-    public KernelContext Portable { get; }
+    public KernelContext Portable => _backends.For(KernelBackend.CpuPortable);
     /// <summary>GPU-variant context on <see cref="GpuAccelerator"/>.</summary>
-    public KernelContext Gpu { get; }
+    public KernelContext Gpu => _backends.For(KernelBackend.CpuGpuShaped);
 
-    /// <summary>GEMM kernels for a variant.</summary>
-    public GemmKernels Gemm(KernelVariant variant) => variant == KernelVariant.Gpu ? _gpuGemm.Value : _portableGemm.Value;
-    /// <summary>Attention kernels for a variant.</summary>
-    public AttentionKernels Attention(KernelVariant variant) => variant == KernelVariant.Gpu ? _gpuAttention.Value : _portableAttention.Value;
-    /// <summary>RoPE kernels for a variant.</summary>
-    public RopeKernels Rope(KernelVariant variant) => variant == KernelVariant.Gpu ? _gpuRope.Value : _portableRope.Value;
+    /// <summary>GEMM kernels for a variant on its CPU accelerator.</summary>
+    public GemmKernels Gemm(KernelVariant variant) => _gemm[OnCpu(variant)];
+    /// <summary>GEMM kernels of a backend.</summary>
+    public GemmKernels Gemm(KernelBackend backend) => _gemm[backend];
+    /// <summary>Attention kernels for a variant on its CPU accelerator.</summary>
+    public AttentionKernels Attention(KernelVariant variant) => _attention[OnCpu(variant)];
+    /// <summary>Attention kernels of a backend.</summary>
+    public AttentionKernels Attention(KernelBackend backend) => _attention[backend];
+    /// <summary>RoPE kernels for a variant on its CPU accelerator.</summary>
+    public RopeKernels Rope(KernelVariant variant) => _rope[OnCpu(variant)];
+
+    private static KernelBackend OnCpu(KernelVariant variant) =>
+        variant == KernelVariant.Gpu ? KernelBackend.CpuGpuShaped : KernelBackend.CpuPortable;
 
     /// <summary>Uploads <paramref name="data"/> to <paramref name="accelerator"/>.</summary>
     public static MemoryBuffer1D<T, Stride1D.Dense> Upload<T>(Accelerator accelerator, T[] data)
@@ -67,9 +69,10 @@ public sealed class GemmAcceleratorFixture : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        GpuAccelerator.Dispose();
-        PortableAccelerator.Dispose();
-        IlContext.Dispose();
+        _rope.Dispose();
+        _attention.Dispose();
+        _gemm.Dispose();
+        _backends.Dispose();
     }
 }
 

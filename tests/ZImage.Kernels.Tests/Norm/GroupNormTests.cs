@@ -6,31 +6,31 @@ namespace ZImage.Kernels.Tests.Norm;
 [Collection(NormConvCollection.Name)]
 public sealed class GroupNormTests(NormConvFixture fx)
 {
-    public static TheoryData<bool, int, int, int, bool> Shapes()
+    public static TheoryData<KernelBackend, int, int, int, bool> Shapes()
     {
-        var d = new TheoryData<bool, int, int, int, bool>();
         // (channels, groups, hw): channels not a multiple of 32, hw = 1, 3·5, 8·8.
-        foreach (bool gpu in new[] { false, true })
+        TheoryData<int, int, int, bool> Shared() => new()
         {
-            d.Add(gpu, 6, 3, 1, false);
-            d.Add(gpu, 12, 4, 15, true);
-            d.Add(gpu, 7, 7, 25, true);
-            d.Add(gpu, 5, 1, 9, true);
-        }
+            { 6, 3, 1, false },
+            { 12, 4, 15, true },
+            { 7, 7, 25, true },
+            { 5, 1, 9, true },
+        };
 
-        // Many groups: cheap on the portable variant, few threads per group on the GPU variant.
-        d.Add(false, 40, 8, 64, false);
-        d.Add(true, 40, 8, 9, false);
-
-        d.Add(false, 96, 32, 33, true);
-        return d;
+        // Many groups: cheap on the portable variant, few threads per group on the simulated GPU variant.
+        var portable = Shared();
+        portable.Add(40, 8, 64, false);
+        portable.Add(96, 32, 33, true);
+        var gpu = Shared();
+        gpu.Add(40, 8, 9, false);
+        return KernelBackends.Matrix(portable, gpu);
     }
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void GroupNormMatchesReference(bool gpu, int channels, int groups, int hw, bool silu)
+    public void GroupNormMatchesReference(KernelBackend backend, int channels, int groups, int hw, bool silu)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         int n = channels * hw;
         var x = Random(channels * 13 + hw, n, 2f);
         for (int i = 0; i < n; i++) x[i] += 1.5f;
@@ -57,11 +57,11 @@ public sealed class GroupNormTests(NormConvFixture fx)
         using var bg = Upload(acc, gamma);
         using var bb = Upload(acc, beta);
         using var by = Upload(acc, Poison(n));
-        fx.Norm(gpu).GroupNorm(bx.View, groups, bg.View, bb.View, 1e-6f, silu, by.View, channels, hw);
+        fx.Norm(backend).GroupNorm(bx.View, groups, bg.View, bb.View, 1e-6f, silu, by.View, channels, hw);
         AssertClose(expected, Download(acc, by), atol: 1e-4, rtol: 1e-4);
 
         // In place gives the same result.
-        fx.Norm(gpu).GroupNorm(bx.View, groups, bg.View, bb.View, 1e-6f, silu, bx.View, channels, hw);
+        fx.Norm(backend).GroupNorm(bx.View, groups, bg.View, bb.View, 1e-6f, silu, bx.View, channels, hw);
         AssertClose(expected, Download(acc, bx), atol: 1e-4, rtol: 1e-4, what: "in place");
     }
 

@@ -6,15 +6,14 @@ namespace ZImage.Kernels.Tests.Norm;
 [Collection(NormConvCollection.Name)]
 public sealed class RowNormTests(NormConvFixture fx)
 {
-    public static TheoryData<bool, int, int> Shapes()
+    public static TheoryData<KernelBackend, int, int> Shapes()
     {
-        var d = new TheoryData<bool, int, int>();
-        foreach (var (rows, dim) in new[] { (1, 1), (3, 7), (2, 33), (5, 130), (4, 600) }) d.Add(false, rows, dim);
+        var portable = new TheoryData<int, int> { { 1, 1 }, { 3, 7 }, { 2, 33 }, { 5, 130 }, { 4, 600 } };
 
-        // The GPU variant costs ~ms per simulated 256-thread group barrier here: keep rows few.
+        // The simulated GPU variant costs ~ms per 256-thread group barrier here: keep rows few.
         // 600 is wider than one group, so each thread strides over several elements.
-        foreach (var (rows, dim) in new[] { (1, 1), (3, 7), (2, 33), (2, 130), (1, 600) }) d.Add(true, rows, dim);
-        return d;
+        var gpu = new TheoryData<int, int> { { 1, 1 }, { 3, 7 }, { 2, 33 }, { 2, 130 }, { 1, 600 } };
+        return KernelBackends.Matrix(portable, gpu);
     }
 
     private static double[] RmsRef(float[] x, float[]? w, float[]? scale, int rows, int dim, double eps)
@@ -37,41 +36,40 @@ public sealed class RowNormTests(NormConvFixture fx)
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void RmsNormMatchesReferenceWithAndWithoutWeight(bool gpu, int rows, int dim)
+    public void RmsNormMatchesReferenceWithAndWithoutWeight(KernelBackend backend, int rows, int dim)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var x = Random(dim * 31 + rows, rows * dim, 3f);
         var w = Random(dim + 7, dim);
         using var bx = Upload(acc, x);
         using var bw = Upload(acc, w);
         using var by = Upload(acc, Poison(rows * dim));
         using var by2 = Upload(acc, Poison(rows * dim));
-        fx.Norm(gpu).RmsNorm(bx.View, bw.View, 1e-5f, by.View, rows, dim);
-        fx.Norm(gpu).RmsNorm(bx.View, default, 1e-6f, by2.View, rows, dim);
+        fx.Norm(backend).RmsNorm(bx.View, bw.View, 1e-5f, by.View, rows, dim);
+        fx.Norm(backend).RmsNorm(bx.View, default, 1e-6f, by2.View, rows, dim);
         AssertClose(RmsRef(x, w, null, rows, dim, 1e-5), Download(acc, by), what: "weighted");
         AssertClose(RmsRef(x, null, null, rows, dim, 1e-6), Download(acc, by2), what: "unweighted");
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void RmsNormInPlaceMatchesReference(bool gpu)
+    [MemberData(nameof(KernelBackends.All), MemberType = typeof(KernelBackends))]
+    public void RmsNormInPlaceMatchesReference(KernelBackend backend)
     {
         const int rows = 3, dim = 33;
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var x = Random(5, rows * dim, 2f);
         var w = Random(6, dim);
         using var bx = Upload(acc, x);
         using var bw = Upload(acc, w);
-        fx.Norm(gpu).RmsNorm(bx.View, bw.View, 1e-5f, bx.View, rows, dim);
+        fx.Norm(backend).RmsNorm(bx.View, bw.View, 1e-5f, bx.View, rows, dim);
         AssertClose(RmsRef(x, w, null, rows, dim, 1e-5), Download(acc, bx));
     }
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void RmsNormModulateAppliesOnePlusScale(bool gpu, int rows, int dim)
+    public void RmsNormModulateAppliesOnePlusScale(KernelBackend backend, int rows, int dim)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var x = Random(dim * 3 + rows, rows * dim, 2f);
         var w = Random(dim + 1, dim);
         var s = Random(dim + 2, dim, 0.5f);
@@ -79,15 +77,15 @@ public sealed class RowNormTests(NormConvFixture fx)
         using var bw = Upload(acc, w);
         using var bs = Upload(acc, s);
         using var by = Upload(acc, Poison(rows * dim));
-        fx.Norm(gpu).RmsNormModulate(bx.View, bw.View, bs.View, 1e-5f, by.View, rows, dim);
+        fx.Norm(backend).RmsNormModulate(bx.View, bw.View, bs.View, 1e-5f, by.View, rows, dim);
         AssertClose(RmsRef(x, w, s, rows, dim, 1e-5), Download(acc, by));
     }
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void RmsNormGatedResidualAddsTanhGatedNormalisedBranch(bool gpu, int rows, int dim)
+    public void RmsNormGatedResidualAddsTanhGatedNormalisedBranch(KernelBackend backend, int rows, int dim)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var branch = Random(dim * 5 + rows, rows * dim, 4f);
         var w = Random(dim + 3, dim);
         var gate = Random(dim + 4, dim, 2f);
@@ -106,17 +104,17 @@ public sealed class RowNormTests(NormConvFixture fx)
         using var bg = Upload(acc, gate);
         using var br = Upload(acc, res);
         using var br2 = Upload(acc, res);
-        fx.Norm(gpu).RmsNormGatedResidual(bb.View, bw.View, bg.View, 1e-5f, br.View, rows, dim);
-        fx.Norm(gpu).RmsNormGatedResidual(bb.View, bw.View, default, 1e-5f, br2.View, rows, dim);
+        fx.Norm(backend).RmsNormGatedResidual(bb.View, bw.View, bg.View, 1e-5f, br.View, rows, dim);
+        fx.Norm(backend).RmsNormGatedResidual(bb.View, bw.View, default, 1e-5f, br2.View, rows, dim);
         AssertClose(expectedGated, Download(acc, br), what: "gated");
         AssertClose(expectedUngated, Download(acc, br2), what: "ungated");
     }
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void LayerNormWithoutAffineMatchesReference(bool gpu, int rows, int dim)
+    public void LayerNormWithoutAffineMatchesReference(KernelBackend backend, int rows, int dim)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         // An offset mean checks the centred (two-pass) variance.
         var x = Random(dim * 7 + rows, rows * dim, 2f);
         for (int i = 0; i < x.Length; i++) x[i] += 3f;
@@ -141,8 +139,8 @@ public sealed class RowNormTests(NormConvFixture fx)
         using var bs = Upload(acc, s);
         using var by = Upload(acc, Poison(rows * dim));
         using var by2 = Upload(acc, Poison(rows * dim));
-        fx.Norm(gpu).LayerNorm(bx.View, default, 1e-6f, by.View, rows, dim);
-        fx.Norm(gpu).LayerNorm(bx.View, bs.View, 1e-6f, by2.View, rows, dim);
+        fx.Norm(backend).LayerNorm(bx.View, default, 1e-6f, by.View, rows, dim);
+        fx.Norm(backend).LayerNorm(bx.View, bs.View, 1e-6f, by2.View, rows, dim);
         // dim 1 normalises to exactly 0; fp32 mean of an offset row costs a few ulps of the offset.
         AssertClose(plain, Download(acc, by), atol: 2e-4, rtol: 1e-4, what: "plain");
         AssertClose(scaled, Download(acc, by2), atol: 2e-4, rtol: 1e-4, what: "scaled");

@@ -9,68 +9,8 @@ namespace ZImage.Models.Tests.Compute;
 /// row views (non-zero element offsets) and all three weight dtypes.
 /// </summary>
 [Collection(ComputeCollection.Name)]
-public sealed class KernelOpsConformanceTests(ComputeFixture fx) : IDisposable
+public sealed class KernelOpsConformanceTests(ComputeFixture fx) : OpsConformanceTestBase(fx, 1234)
 {
-    private const double Tol = 2e-5;
-    private readonly CachingAllocator _alloc = fx.CreateAllocator();
-    private readonly HostReferenceOps _ref = new();
-    private readonly Random _rng = new(1234);
-    private readonly List<Tensor> _owned = [];
-
-    public void Dispose()
-    {
-        foreach (var t in _owned) t.Dispose();
-        _alloc.Dispose();
-    }
-
-    private float[] Rand(int n, float scale = 1f) => Enumerable.Range(0, n).Select(_ => (float)(_rng.NextDouble() * 2 - 1) * scale).ToArray();
-
-    private Tensor F32(float[] data, params int[] shape)
-    {
-        var t = fx.Upload(_alloc, data, shape);
-        _owned.Add(t);
-        return t;
-    }
-
-    private Tensor Empty(TensorDType dtype, params int[] shape)
-    {
-        long n = shape.Aggregate(1L, (a, d) => a * d);
-        var t = new Tensor(_alloc.Allocate(Math.Max(1, n) * Tensor.ElementSize(dtype), "test"), dtype, shape);
-        _owned.Add(t);
-        return t;
-    }
-
-    private Tensor Clone(Tensor src)
-    {
-        var t = Empty(src.DType, src.Shape);
-        fx.Ops.Copy(src, t);
-        return t;
-    }
-
-    private static void Close(float[] expected, float[] actual, double tol = Tol)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double max = 0;
-        for (int i = 0; i < expected.Length; i++) max = Math.Max(max, Math.Abs(expected[i] - actual[i]));
-        Assert.True(max <= tol, $"max |diff| {max:g3} > {tol:g3}");
-    }
-
-    private Tensor Weights(TensorDType dtype, float[] values, int n, int k)
-    {
-        var w = Empty(dtype, n, k);
-        switch (dtype)
-        {
-            case TensorDType.F32: fx.Ops.Upload(values, w); break;
-            case TensorDType.BF16:
-                ILGPU.Runtime.ArrayViewExtensions.CopyFromCPU(w.BF16, values.Select(v => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)).ToArray());
-                break;
-            default:
-                ILGPU.Runtime.ArrayViewExtensions.CopyFromCPU(w.F16, values.Select(v => (ILGPU.Half)v).ToArray());
-                break;
-        }
-        return w;
-    }
-
     [Theory]
     [InlineData(TensorDType.F32, true)]
     [InlineData(TensorDType.BF16, false)]
@@ -79,13 +19,13 @@ public sealed class KernelOpsConformanceTests(ComputeFixture fx) : IDisposable
     {
         const int m = 7, n = 13, k = 24;
         var x = F32(Rand(m * k), m, k);
-        var w = Weights(dtype, Rand(n * k, 0.5f), n, k);
+        var w = Matrix(dtype, Rand(n * k, 0.5f), n, k);
         var b = withBias ? F32(Rand(n), n) : null;
         var y = Empty(TensorDType.F32, m, n);
         var yRef = Empty(TensorDType.F32, m, n);
-        fx.Ops.Linear(x, w, b, y);
-        _ref.Linear(x, w, b, yRef);
-        Close(HostReferenceOps.Get(yRef), fx.Ops.Download(y));
+        Fx.Ops.Linear(x, w, b, y);
+        Ref.Linear(x, w, b, yRef);
+        Close(HostReferenceOps.Get(yRef), Fx.Ops.Download(y));
     }
 
     [Fact]
@@ -100,30 +40,30 @@ public sealed class KernelOpsConformanceTests(ComputeFixture fx) : IDisposable
 
         var y = Empty(TensorDType.F32, rows, d);
         var yRef = Empty(TensorDType.F32, rows, d);
-        fx.Ops.RmsNorm(x, w, 1e-5f, y);
-        _ref.RmsNorm(x, w, 1e-5f, yRef);
-        Close(HostReferenceOps.Get(yRef), fx.Ops.Download(y));
+        Fx.Ops.RmsNorm(x, w, 1e-5f, y);
+        Ref.RmsNorm(x, w, 1e-5f, yRef);
+        Close(HostReferenceOps.Get(yRef), Fx.Ops.Download(y));
 
-        fx.Ops.RmsNormModulate(x, w, scale, 1e-5f, y);
-        _ref.RmsNormModulate(x, w, scale, 1e-5f, yRef);
-        Close(HostReferenceOps.Get(yRef), fx.Ops.Download(y));
+        Fx.Ops.RmsNormModulate(x, w, scale, 1e-5f, y);
+        Ref.RmsNormModulate(x, w, scale, 1e-5f, yRef);
+        Close(HostReferenceOps.Get(yRef), Fx.Ops.Download(y));
 
-        fx.Ops.LayerNormModulate(x, scale, 1e-6f, y);
-        _ref.LayerNormModulate(x, scale, 1e-6f, yRef);
-        Close(HostReferenceOps.Get(yRef), fx.Ops.Download(y));
+        Fx.Ops.LayerNormModulate(x, scale, 1e-6f, y);
+        Ref.LayerNormModulate(x, scale, 1e-6f, yRef);
+        Close(HostReferenceOps.Get(yRef), Fx.Ops.Download(y));
 
-        fx.Ops.LayerNorm(x, 1e-6f, y);
-        _ref.LayerNorm(x, 1e-6f, yRef);
-        Close(HostReferenceOps.Get(yRef), fx.Ops.Download(y));
+        Fx.Ops.LayerNorm(x, 1e-6f, y);
+        Ref.LayerNorm(x, 1e-6f, yRef);
+        Close(HostReferenceOps.Get(yRef), Fx.Ops.Download(y));
 
         foreach (var g in new[] { gate, null })
         {
             var branch = F32(Rand(rows * d), rows, d);
             var res = Clone(x);
             var resRef = Clone(x);
-            fx.Ops.RmsNormGatedResidual(branch, w, g, 1e-5f, res);
-            _ref.RmsNormGatedResidual(branch, w, g, 1e-5f, resRef);
-            Close(HostReferenceOps.Get(resRef), fx.Ops.Download(res));
+            Fx.Ops.RmsNormGatedResidual(branch, w, g, 1e-5f, res);
+            Ref.RmsNormGatedResidual(branch, w, g, 1e-5f, resRef);
+            Close(HostReferenceOps.Get(resRef), Fx.Ops.Download(res));
         }
     }
 
@@ -139,24 +79,24 @@ public sealed class KernelOpsConformanceTests(ComputeFixture fx) : IDisposable
 
         foreach (var (op, refOp) in new (Action, Action)[]
         {
-            (() => fx.Ops.Silu(a, y), () => _ref.Silu(a, yRef)),
-            (() => fx.Ops.Tanh(a, y), () => _ref.Tanh(a, yRef)),
-            (() => fx.Ops.SwiGlu(a, b, y), () => _ref.SwiGlu(a, b, yRef)),
-            (() => fx.Ops.Add(a, b, y), () => _ref.Add(a, b, yRef)),
-            (() => fx.Ops.Modulate(a, v, y), () => _ref.Modulate(a, v, yRef)),
-            (() => { fx.Ops.Copy(a, y); fx.Ops.GatedResidual(y, b, v); }, () => { _ref.Copy(a, yRef); _ref.GatedResidual(yRef, b, v); }),
-            (() => { fx.Ops.Copy(a, y); fx.Ops.GatedResidual(y, b, null); }, () => { _ref.Copy(a, yRef); _ref.GatedResidual(yRef, b, null); }),
-            (() => { fx.Ops.Copy(a, y); fx.Ops.FillRows(v, y, 1, 3); }, () => { _ref.Copy(a, yRef); _ref.FillRows(v, yRef, 1, 3); }),
-            (() => { fx.Ops.Copy(a, y); fx.Ops.CopyRows(b, 0, y, 2, 3); }, () => { _ref.Copy(a, yRef); _ref.CopyRows(b, 0, yRef, 2, 3); }),
-            (() => fx.Ops.DenormalizeLatents(a, 0.3611f, 0.1159f, y), () => _ref.DenormalizeLatents(a, 0.3611f, 0.1159f, yRef)),
-            (() => { fx.Ops.Copy(a, y); fx.Ops.EulerStep(y, b, -0.125f); }, () => { _ref.Copy(a, yRef); _ref.EulerStep(yRef, b, -0.125f); }),
-            (() => fx.Ops.CfgCombine(a, b, 4f, 0f, y), () => _ref.CfgCombine(a, b, 4f, 0f, yRef)),
-            (() => fx.Ops.CfgCombine(a, b, 4f, 1.1f, y), () => _ref.CfgCombine(a, b, 4f, 1.1f, yRef)),
+            (() => Fx.Ops.Silu(a, y), () => Ref.Silu(a, yRef)),
+            (() => Fx.Ops.Tanh(a, y), () => Ref.Tanh(a, yRef)),
+            (() => Fx.Ops.SwiGlu(a, b, y), () => Ref.SwiGlu(a, b, yRef)),
+            (() => Fx.Ops.Add(a, b, y), () => Ref.Add(a, b, yRef)),
+            (() => Fx.Ops.Modulate(a, v, y), () => Ref.Modulate(a, v, yRef)),
+            (() => { Fx.Ops.Copy(a, y); Fx.Ops.GatedResidual(y, b, v); }, () => { Ref.Copy(a, yRef); Ref.GatedResidual(yRef, b, v); }),
+            (() => { Fx.Ops.Copy(a, y); Fx.Ops.GatedResidual(y, b, null); }, () => { Ref.Copy(a, yRef); Ref.GatedResidual(yRef, b, null); }),
+            (() => { Fx.Ops.Copy(a, y); Fx.Ops.FillRows(v, y, 1, 3); }, () => { Ref.Copy(a, yRef); Ref.FillRows(v, yRef, 1, 3); }),
+            (() => { Fx.Ops.Copy(a, y); Fx.Ops.CopyRows(b, 0, y, 2, 3); }, () => { Ref.Copy(a, yRef); Ref.CopyRows(b, 0, yRef, 2, 3); }),
+            (() => Fx.Ops.DenormalizeLatents(a, 0.3611f, 0.1159f, y), () => Ref.DenormalizeLatents(a, 0.3611f, 0.1159f, yRef)),
+            (() => { Fx.Ops.Copy(a, y); Fx.Ops.EulerStep(y, b, -0.125f); }, () => { Ref.Copy(a, yRef); Ref.EulerStep(yRef, b, -0.125f); }),
+            (() => Fx.Ops.CfgCombine(a, b, 4f, 0f, y), () => Ref.CfgCombine(a, b, 4f, 0f, yRef)),
+            (() => Fx.Ops.CfgCombine(a, b, 4f, 1.1f, y), () => Ref.CfgCombine(a, b, 4f, 1.1f, yRef)),
         })
         {
             op();
             refOp();
-            Close(HostReferenceOps.Get(yRef), fx.Ops.Download(y));
+            Close(HostReferenceOps.Get(yRef), Fx.Ops.Download(y));
         }
     }
 
@@ -171,18 +111,18 @@ public sealed class KernelOpsConformanceTests(ComputeFixture fx) : IDisposable
         var sin = F32(Rand(s * dh / 2), s, dh / 2);
         var q2 = Clone(q);
         var k2 = Clone(k);
-        fx.Ops.RopeInterleaved(q, k, cos, sin);
-        _ref.RopeInterleaved(q2, k2, cos, sin);
-        Close(HostReferenceOps.Get(q2), fx.Ops.Download(q));
-        Close(HostReferenceOps.Get(k2), fx.Ops.Download(k));
+        Fx.Ops.RopeInterleaved(q, k, cos, sin);
+        Ref.RopeInterleaved(q2, k2, cos, sin);
+        Close(HostReferenceOps.Get(q2), Fx.Ops.Download(q));
+        Close(HostReferenceOps.Get(k2), Fx.Ops.Download(k));
 
         foreach (bool causal in new[] { false, true })
         {
             var o = Empty(TensorDType.F32, s, h, dh);
             var oRef = Empty(TensorDType.F32, s, h, dh);
-            fx.Ops.Attention(q, k, v, 1f / MathF.Sqrt(dh), causal, o);
-            _ref.Attention(q, k, v, 1f / MathF.Sqrt(dh), causal, oRef);
-            Close(HostReferenceOps.Get(oRef), fx.Ops.Download(o));
+            Fx.Ops.Attention(q, k, v, 1f / MathF.Sqrt(dh), causal, o);
+            Ref.Attention(q, k, v, 1f / MathF.Sqrt(dh), causal, oRef);
+            Close(HostReferenceOps.Get(oRef), Fx.Ops.Download(o));
         }
     }
 
@@ -194,16 +134,16 @@ public sealed class KernelOpsConformanceTests(ComputeFixture fx) : IDisposable
         int tokens = hl / 2 * (wl / 2);
         var p = Empty(TensorDType.F32, 32, 4 * c);
         var pRef = Empty(TensorDType.F32, 32, 4 * c);
-        fx.Ops.Upload(new float[32 * 4 * c], p);
-        fx.Ops.Upload(new float[32 * 4 * c], pRef);
-        fx.Ops.Patchify(z, 2, p);
-        _ref.Patchify(z, 2, pRef);
-        Close(HostReferenceOps.Get(pRef), fx.Ops.Download(p), 0);
-        Assert.All(fx.Ops.Download(p).Skip(tokens * 4 * c), v => Assert.Equal(0f, v));
+        Fx.Ops.Upload(new float[32 * 4 * c], p);
+        Fx.Ops.Upload(new float[32 * 4 * c], pRef);
+        Fx.Ops.Patchify(z, 2, p);
+        Ref.Patchify(z, 2, pRef);
+        Close(HostReferenceOps.Get(pRef), Fx.Ops.Download(p), 0);
+        Assert.All(Fx.Ops.Download(p).Skip(tokens * 4 * c), v => Assert.Equal(0f, v));
 
         var back = Empty(TensorDType.F32, c, hl, wl);
-        fx.Ops.Unpatchify(p, 2, back);
-        Close(HostReferenceOps.Get(z), fx.Ops.Download(back), 0);
+        Fx.Ops.Unpatchify(p, 2, back);
+        Close(HostReferenceOps.Get(z), Fx.Ops.Download(back), 0);
     }
 
     [Fact]
@@ -212,16 +152,16 @@ public sealed class KernelOpsConformanceTests(ComputeFixture fx) : IDisposable
         var img = F32(Rand(3 * 4 * 5, 1.3f), 3, 4, 5);
         var rgb = Empty(TensorDType.U8, 4, 5, 3);
         var rgbRef = Empty(TensorDType.U8, 4, 5, 3);
-        fx.Ops.ToRgb8(img, rgb);
-        _ref.ToRgb8(img, rgbRef);
-        Assert.Equal(_ref.DownloadBytes(rgbRef), fx.Ops.DownloadBytes(rgb));
+        Fx.Ops.ToRgb8(img, rgb);
+        Ref.ToRgb8(img, rgbRef);
+        Assert.Equal(Ref.DownloadBytes(rgbRef), Fx.Ops.DownloadBytes(rgb));
 
         var lat = F32(Rand(16 * 4 * 5), 16, 4, 5);
         var proj = F32(Rand(16 * 3, 0.2f), 16, 3);
         var bias = F32(Rand(3, 0.1f), 3);
-        fx.Ops.LatentPreview(lat, proj, bias, rgb);
-        _ref.LatentPreview(lat, proj, bias, rgbRef);
-        byte[] got = fx.Ops.DownloadBytes(rgb), want = _ref.DownloadBytes(rgbRef);
+        Fx.Ops.LatentPreview(lat, proj, bias, rgb);
+        Ref.LatentPreview(lat, proj, bias, rgbRef);
+        byte[] got = Fx.Ops.DownloadBytes(rgb), want = Ref.DownloadBytes(rgbRef);
         Assert.All(got.Zip(want), p => Assert.InRange(Math.Abs(p.First - p.Second), 0, 1));
     }
 }

@@ -26,6 +26,21 @@ public static class TestPipelines
     /// <summary>A small Turbo request (32×32, 2 steps).</summary>
     public static GenerationRequest Small(string prompt = "a lighthouse at dusk", long seed = 7) =>
         new() { Prompt = prompt, Width = 32, Height = 32, Steps = 2, Seed = seed };
+
+    /// <summary>
+    /// Starts <paramref name="pipeline"/> and one small request (seed 1) that holds the device inside the text encoder
+    /// until the returned gate's <see cref="StageGate.Release"/> is set; later requests pass the stage freely.
+    /// </summary>
+    public static async Task<(Task<GenerationResult> Running, StageGate Gate)> StartWithOneBlockedAsync(ImagePipeline pipeline, FakeEngine engine)
+    {
+        await pipeline.StartAsync();
+        var gate = new StageGate("text-encoder");
+        engine.Gate = gate;
+        var running = pipeline.GenerateAsync(Small(seed: 1));
+        await gate.Entered.Task;
+        engine.Gate = null;
+        return (running, gate);
+    }
 }
 
 /// <summary>Collects log entries (level, event id, message).</summary>
