@@ -377,7 +377,7 @@ public sealed class CachingAllocator : IBlockAllocator
         // Oversize requests accept only a near fit.
         if (size >= _maxSplit && found >= size + _maxNonSplitRounding)
             return None;
-        root = Remove(root, c);
+        Remove(ref root, c);
         _nodes[c].InPool = false;
         return c;
     }
@@ -744,12 +744,12 @@ public sealed class CachingAllocator : IBlockAllocator
         if (n.Small)
         {
             n.GcBase = _smallGcCalls;
-            _smallRoot = Insert(_smallRoot, b);
+            Insert(ref _smallRoot, b);
         }
         else
         {
             n.GcBase = _largeGcCalls;
-            _largeRoot = Insert(_largeRoot, b);
+            Insert(ref _largeRoot, b);
         }
     }
 
@@ -760,83 +760,112 @@ public sealed class CachingAllocator : IBlockAllocator
             return;
         n.InPool = false;
         if (n.Small)
-            _smallRoot = Remove(_smallRoot, b);
+            Remove(ref _smallRoot, b);
         else
-            _largeRoot = Remove(_largeRoot, b);
+            Remove(ref _largeRoot, b);
     }
 
+    // The treap is walked iteratively through `ref int` links (the root field or a node's Left/Right) so that insert and
+    // remove are single loops without recursion; the treap shape depends only on keys and priorities, so this is the same
+    // tree the recursive formulation builds. No node array growth can happen while a link ref is held.
+
+    /// <summary>Whether key (stream, size, address) orders before node <paramref name="n"/>'s key.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool Less(int a, int b)
+    private static bool KeyLess(int stream, long size, long address, ref Node n) =>
+        stream != n.Stream ? stream < n.Stream : size != n.Size ? size < n.Size : address < n.Address;
+
+    private void Insert(ref int root, int x)
     {
-        ref Node x = ref _nodes[a];
-        ref Node y = ref _nodes[b];
-        if (x.Stream != y.Stream) return x.Stream < y.Stream;
-        if (x.Size != y.Size) return x.Size < y.Size;
-        return x.Address < y.Address;
+        Node[] nodes = _nodes;
+        ref Node nx = ref nodes[x];
+        int stream = nx.Stream;
+        long size = nx.Size;
+        long address = nx.Address;
+        uint priority = nx.Priority;
+        ref int link = ref root;
+        int t;
+        while ((t = link) != None)
+        {
+            ref Node nt = ref nodes[t];
+            if (priority > nt.Priority)
+                break;
+            link = ref KeyLess(stream, size, address, ref nt) ? ref nt.Left : ref nt.Right;
+        }
+        link = x;
+        // Split the subtree that x displaced into keys below x (x.Left) and above it (x.Right).
+        ref int left = ref nx.Left;
+        ref int right = ref nx.Right;
+        while (t != None)
+        {
+            ref Node nt = ref nodes[t];
+            if (KeyLess(stream, size, address, ref nt))
+            {
+                right = t;
+                right = ref nt.Left;
+                t = nt.Left;
+            }
+            else
+            {
+                left = t;
+                left = ref nt.Right;
+                t = nt.Right;
+            }
+        }
+        left = None;
+        right = None;
     }
 
-    private int Insert(int t, int x)
+    private void Remove(ref int root, int x)
     {
-        if (t == None)
-            return x;
-        if (_nodes[x].Priority > _nodes[t].Priority)
+        Node[] nodes = _nodes;
+        ref Node nx = ref nodes[x];
+        int stream = nx.Stream;
+        long size = nx.Size;
+        long address = nx.Address;
+        ref int link = ref root;
+        int t;
+        while ((t = link) != x)
         {
-            Split(t, x, out int l, out int r);
-            _nodes[x].Left = l;
-            _nodes[x].Right = r;
-            return x;
+            ref Node nt = ref nodes[t];
+            link = ref KeyLess(stream, size, address, ref nt) ? ref nt.Left : ref nt.Right;
         }
-        if (Less(x, t))
-            _nodes[t].Left = Insert(_nodes[t].Left, x);
-        else
-            _nodes[t].Right = Insert(_nodes[t].Right, x);
-        return t;
+        Unlink(ref link);
     }
 
-    /// <summary>Splits <paramref name="t"/> into keys below <paramref name="x"/>'s key and keys above it.</summary>
-    private void Split(int t, int x, out int l, out int r)
+    /// <summary>Replaces the node at <paramref name="link"/> by the merge of its two subtrees.</summary>
+    private void Unlink(ref int link)
     {
-        if (t == None)
+        Node[] nodes = _nodes;
+        ref Node nx = ref nodes[link];
+        int a = nx.Left;
+        int b = nx.Right;
+        while (true)
         {
-            l = r = None;
-            return;
+            if (a == None)
+            {
+                link = b;
+                return;
+            }
+            if (b == None)
+            {
+                link = a;
+                return;
+            }
+            ref Node na = ref nodes[a];
+            ref Node nb = ref nodes[b];
+            if (na.Priority > nb.Priority)
+            {
+                link = a;
+                link = ref na.Right;
+                a = na.Right;
+            }
+            else
+            {
+                link = b;
+                link = ref nb.Left;
+                b = nb.Left;
+            }
         }
-        if (Less(t, x))
-        {
-            Split(_nodes[t].Right, x, out int rl, out r);
-            _nodes[t].Right = rl;
-            l = t;
-        }
-        else
-        {
-            Split(_nodes[t].Left, x, out l, out int lr);
-            _nodes[t].Left = lr;
-            r = t;
-        }
-    }
-
-    private int Remove(int t, int x)
-    {
-        if (t == x)
-            return Merge(_nodes[t].Left, _nodes[t].Right);
-        if (Less(x, t))
-            _nodes[t].Left = Remove(_nodes[t].Left, x);
-        else
-            _nodes[t].Right = Remove(_nodes[t].Right, x);
-        return t;
-    }
-
-    private int Merge(int a, int b)
-    {
-        if (a == None) return b;
-        if (b == None) return a;
-        if (_nodes[a].Priority > _nodes[b].Priority)
-        {
-            _nodes[a].Right = Merge(_nodes[a].Right, b);
-            return a;
-        }
-        _nodes[b].Left = Merge(a, _nodes[b].Left);
-        return b;
     }
 
     /// <summary>The first block with key &gt;= (stream, size, 0), or None.</summary>
