@@ -367,18 +367,37 @@ public sealed class CachingAllocator : IBlockAllocator
             if (small) _smallGcCalls++;
             else _largeGcCalls++;
         }
-        int c = LowerBound(root, stream, size);
-        if (c == None || _nodes[c].Stream != stream)
+        // LowerBound that also keeps the link pointing at the candidate, so taking it needs no second descent.
+        Node[] nodes = _nodes;
+        ref int link = ref root;
+        ref int candidateLink = ref Unsafe.NullRef<int>();
+        int c = None;
+        int t;
+        while ((t = link) != None)
+        {
+            ref Node n = ref nodes[t];
+            bool atOrAbove = (n.Stream > stream) | ((n.Stream == stream) & (n.Size >= size));
+            if (atOrAbove)
+            {
+                c = t;
+                candidateLink = ref link;
+            }
+            link = ref n.Child[atOrAbove ? 0 : 1];
+        }
+        if (c == None)
             return None;
-        long found = _nodes[c].Size;
+        ref Node cn = ref nodes[c];
+        if (cn.Stream != stream)
+            return None;
+        long found = cn.Size;
         // Oversize blocks are not handed to normal requests.
         if (size < _maxSplit && found >= _maxSplit)
             return None;
         // Oversize requests accept only a near fit.
         if (size >= _maxSplit && found >= size + _maxNonSplitRounding)
             return None;
-        Remove(ref root, c);
-        _nodes[c].InPool = false;
+        Unlink(ref candidateLink);
+        cn.InPool = false;
         return c;
     }
 
@@ -686,7 +705,7 @@ public sealed class CachingAllocator : IBlockAllocator
         if (_freeNode != None)
         {
             i = _freeNode;
-            _freeNode = _nodes[i].Left;
+            _freeNode = _nodes[i].Child[0];
         }
         else
         {
@@ -700,8 +719,8 @@ public sealed class CachingAllocator : IBlockAllocator
         n = default;
         n.Generation = gen;
         n.Live = true;
-        n.Left = None;
-        n.Right = None;
+        n.Child[0] = None;
+        n.Child[1] = None;
         n.Prev = None;
         n.Next = None;
         _rng ^= _rng << 13;
@@ -716,7 +735,7 @@ public sealed class CachingAllocator : IBlockAllocator
         ref Node n = ref _nodes[i];
         n.Live = false;
         n.Generation = NextGeneration(n.Generation);
-        n.Left = _freeNode;
+        n.Child[0] = _freeNode;
         _freeNode = i;
     }
 
@@ -739,8 +758,8 @@ public sealed class CachingAllocator : IBlockAllocator
     {
         ref Node n = ref _nodes[b];
         n.InPool = true;
-        n.Left = None;
-        n.Right = None;
+        n.Child[0] = None;
+        n.Child[1] = None;
         if (n.Small)
         {
             n.GcBase = _smallGcCalls;
@@ -772,7 +791,8 @@ public sealed class CachingAllocator : IBlockAllocator
     /// <summary>Whether key (stream, size, address) orders before node <paramref name="n"/>'s key.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool KeyLess(int stream, long size, long address, ref Node n) =>
-        stream != n.Stream ? stream < n.Stream : size != n.Size ? size < n.Size : address < n.Address;
+        // Non-short-circuit operators: the comparison compiles to flag arithmetic, not to branches that random sizes mispredict.
+        (stream < n.Stream) | ((stream == n.Stream) & ((size < n.Size) | ((size == n.Size) & (address < n.Address))));
 
     private void Insert(ref int root, int x)
     {
@@ -789,26 +809,26 @@ public sealed class CachingAllocator : IBlockAllocator
             ref Node nt = ref nodes[t];
             if (priority > nt.Priority)
                 break;
-            link = ref KeyLess(stream, size, address, ref nt) ? ref nt.Left : ref nt.Right;
+            link = ref nt.Child[KeyLess(stream, size, address, ref nt) ? 0 : 1];
         }
         link = x;
-        // Split the subtree that x displaced into keys below x (x.Left) and above it (x.Right).
-        ref int left = ref nx.Left;
-        ref int right = ref nx.Right;
+        // Split the subtree that x displaced into keys below x (its left child) and above it (its right child).
+        ref int left = ref nx.Child[0];
+        ref int right = ref nx.Child[1];
         while (t != None)
         {
             ref Node nt = ref nodes[t];
             if (KeyLess(stream, size, address, ref nt))
             {
                 right = t;
-                right = ref nt.Left;
-                t = nt.Left;
+                right = ref nt.Child[0];
+                t = nt.Child[0];
             }
             else
             {
                 left = t;
-                left = ref nt.Right;
-                t = nt.Right;
+                left = ref nt.Child[1];
+                t = nt.Child[1];
             }
         }
         left = None;
@@ -827,7 +847,7 @@ public sealed class CachingAllocator : IBlockAllocator
         while ((t = link) != x)
         {
             ref Node nt = ref nodes[t];
-            link = ref KeyLess(stream, size, address, ref nt) ? ref nt.Left : ref nt.Right;
+            link = ref nt.Child[KeyLess(stream, size, address, ref nt) ? 0 : 1];
         }
         Unlink(ref link);
     }
@@ -837,8 +857,8 @@ public sealed class CachingAllocator : IBlockAllocator
     {
         Node[] nodes = _nodes;
         ref Node nx = ref nodes[link];
-        int a = nx.Left;
-        int b = nx.Right;
+        int a = nx.Child[0];
+        int b = nx.Child[1];
         while (true)
         {
             if (a == None)
@@ -856,14 +876,14 @@ public sealed class CachingAllocator : IBlockAllocator
             if (na.Priority > nb.Priority)
             {
                 link = a;
-                link = ref na.Right;
-                a = na.Right;
+                link = ref na.Child[1];
+                a = na.Child[1];
             }
             else
             {
                 link = b;
-                link = ref nb.Left;
-                b = nb.Left;
+                link = ref nb.Child[0];
+                b = nb.Child[0];
             }
         }
     }
@@ -871,19 +891,14 @@ public sealed class CachingAllocator : IBlockAllocator
     /// <summary>The first block with key &gt;= (stream, size, 0), or None.</summary>
     private int LowerBound(int t, int stream, long size)
     {
+        Node[] nodes = _nodes;
         int best = None;
         while (t != None)
         {
-            ref Node n = ref _nodes[t];
-            if (n.Stream > stream || (n.Stream == stream && n.Size >= size))
-            {
-                best = t;
-                t = n.Left;
-            }
-            else
-            {
-                t = n.Right;
-            }
+            ref Node n = ref nodes[t];
+            bool atOrAbove = (n.Stream > stream) | ((n.Stream == stream) & (n.Size >= size));
+            best = atOrAbove ? t : best;
+            t = n.Child[atOrAbove ? 0 : 1];
         }
         return best;
     }
@@ -899,11 +914,11 @@ public sealed class CachingAllocator : IBlockAllocator
             if (less)
             {
                 best = t;
-                t = n.Right;
+                t = n.Child[1];
             }
             else
             {
-                t = n.Left;
+                t = n.Child[0];
             }
         }
         return best;
@@ -922,13 +937,13 @@ public sealed class CachingAllocator : IBlockAllocator
                 if (sp == _stack.Length)
                     Array.Resize(ref _stack, sp * 2);
                 _stack[sp++] = t;
-                t = _nodes[t].Left;
+                t = _nodes[t].Child[0];
             }
             t = _stack[--sp];
             if (count == _scratch.Length)
                 Array.Resize(ref _scratch, count * 2);
             _scratch[count++] = t;
-            t = _nodes[t].Right;
+            t = _nodes[t].Child[1];
         }
         return count;
     }
@@ -945,8 +960,7 @@ public sealed class CachingAllocator : IBlockAllocator
         public int Segment;
         public int Prev;
         public int Next;
-        public int Left;   // treap child; also the free-list link of recycled nodes
-        public int Right;
+        public Children Child; // treap children [left, right]; Child[0] is also the free-list link of recycled nodes
         public int Stream;
         public int Tag;
         public int Generation;
@@ -955,6 +969,13 @@ public sealed class CachingAllocator : IBlockAllocator
         public bool Small;
         public bool InPool;
         public bool Live;
+    }
+
+    /// <summary>Left and right child indexed by direction, so a descent picks a side without a branch.</summary>
+    [InlineArray(2)]
+    private struct Children
+    {
+        private int _element;
     }
 
     private struct SegmentSlot
