@@ -146,14 +146,14 @@ public sealed class CachingAllocator : IBlockAllocator
     /// <inheritdoc />
     public BlockHandle AllocateBlock(long bytes, string tag, int stream = 0)
     {
-        if (!AllocateCore(bytes, tag, stream, out var handle, out var oom))
+        if (!AllocateCore(bytes, tag, stream, describe: false, out var handle, out _, out var oom))
             throw oom!;
         return handle;
     }
 
     /// <inheritdoc />
     public bool TryAllocateBlock(long bytes, string tag, out BlockHandle handle, int stream = 0) =>
-        AllocateCore(bytes, tag, stream, out handle, out _);
+        AllocateCore(bytes, tag, stream, describe: false, out handle, out _, out _);
 
     /// <inheritdoc />
     public void FreeBlock(BlockHandle handle)
@@ -197,8 +197,9 @@ public sealed class CachingAllocator : IBlockAllocator
     /// <inheritdoc />
     public DeviceAllocation Allocate(long bytes, string tag)
     {
-        var handle = AllocateBlock(bytes, tag);
-        return new BlockAllocation(this, handle, GetBlockInfo(handle));
+        if (!AllocateCore(bytes, tag, 0, describe: true, out var handle, out var info, out var oom))
+            throw oom!;
+        return new BlockAllocation(this, handle, info);
     }
 
     /// <inheritdoc />
@@ -307,7 +308,8 @@ public sealed class CachingAllocator : IBlockAllocator
 
     // ---------------------------------------------------------------- malloc
 
-    private bool AllocateCore(long bytes, string tag, int stream, out BlockHandle handle, out DeviceOutOfMemoryException? oom)
+    // describe: the class API needs the block's BlockInfo; it is read under the allocation's lock instead of a second one.
+    private bool AllocateCore(long bytes, string tag, int stream, bool describe, out BlockHandle handle, out BlockInfo info, out DeviceOutOfMemoryException? oom)
     {
         ArgumentNullException.ThrowIfNull(tag);
         if (bytes < 0)
@@ -343,6 +345,7 @@ public sealed class CachingAllocator : IBlockAllocator
                 oom = CreateOom(bytes, allocSize, tag);
                 observers = _observers.Items;
                 handle = default;
+                info = default;
             }
             else
             {
@@ -351,6 +354,9 @@ public sealed class CachingAllocator : IBlockAllocator
                 ref Node n = ref _nodes[b];
                 foreach (var o in observers)
                     o.OnAlloc(n.Id, n.Size, bytes, tag, stream);
+                info = describe
+                    ? new BlockInfo(n.Id, n.Address, n.Offset, n.Size, n.Requested, n.Stream, _segments[n.Segment].Segment!, _stats.TagName(n.Tag))
+                    : default;
                 return true;
             }
         }
