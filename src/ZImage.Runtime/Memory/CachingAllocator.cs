@@ -797,8 +797,7 @@ public sealed class CachingAllocator : IBlockAllocator
     /// <summary>Whether key (stream, size, address) orders before node <paramref name="n"/>'s key.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool KeyLess(int stream, long size, long address, ref Node n) =>
-        // Non-short-circuit operators: the comparison compiles to flag arithmetic, not to branches that random sizes mispredict.
-        (stream < n.Stream) | ((stream == n.Stream) & ((size < n.Size) | ((size == n.Size) & (address < n.Address))));
+        stream != n.Stream ? stream < n.Stream : size != n.Size ? size < n.Size : address < n.Address;
 
     private void Insert(ref int root, int x)
     {
