@@ -146,14 +146,14 @@ public sealed class CachingAllocator : IBlockAllocator
     /// <inheritdoc />
     public BlockHandle AllocateBlock(long bytes, string tag, int stream = 0)
     {
-        if (!AllocateCore(bytes, tag, stream, out var handle, out var oom))
+        if (!AllocateCore(bytes, tag, stream, describe: false, out var handle, out _, out var oom))
             throw oom!;
         return handle;
     }
 
     /// <inheritdoc />
     public bool TryAllocateBlock(long bytes, string tag, out BlockHandle handle, int stream = 0) =>
-        AllocateCore(bytes, tag, stream, out handle, out _);
+        AllocateCore(bytes, tag, stream, describe: false, out handle, out _, out _);
 
     /// <inheritdoc />
     public void FreeBlock(BlockHandle handle)
@@ -197,8 +197,9 @@ public sealed class CachingAllocator : IBlockAllocator
     /// <inheritdoc />
     public DeviceAllocation Allocate(long bytes, string tag)
     {
-        var handle = AllocateBlock(bytes, tag);
-        return new BlockAllocation(this, handle, GetBlockInfo(handle));
+        if (!AllocateCore(bytes, tag, 0, describe: true, out var handle, out var info, out var oom))
+            throw oom!;
+        return new BlockAllocation(this, handle, info);
     }
 
     /// <inheritdoc />
@@ -307,7 +308,8 @@ public sealed class CachingAllocator : IBlockAllocator
 
     // ---------------------------------------------------------------- malloc
 
-    private bool AllocateCore(long bytes, string tag, int stream, out BlockHandle handle, out DeviceOutOfMemoryException? oom)
+    // describe: the class API needs the block's BlockInfo; it is read under the allocation's lock instead of a second one.
+    private bool AllocateCore(long bytes, string tag, int stream, bool describe, out BlockHandle handle, out BlockInfo info, out DeviceOutOfMemoryException? oom)
     {
         ArgumentNullException.ThrowIfNull(tag);
         if (bytes < 0)
@@ -343,6 +345,7 @@ public sealed class CachingAllocator : IBlockAllocator
                 oom = CreateOom(bytes, allocSize, tag);
                 observers = _observers.Items;
                 handle = default;
+                info = default;
             }
             else
             {
@@ -351,6 +354,9 @@ public sealed class CachingAllocator : IBlockAllocator
                 ref Node n = ref _nodes[b];
                 foreach (var o in observers)
                     o.OnAlloc(n.Id, n.Size, bytes, tag, stream);
+                info = describe
+                    ? new BlockInfo(n.Id, n.Address, n.Offset, n.Size, n.Requested, n.Stream, _segments[n.Segment].Segment!, _stats.TagName(n.Tag))
+                    : default;
                 return true;
             }
         }
@@ -367,18 +373,37 @@ public sealed class CachingAllocator : IBlockAllocator
             if (small) _smallGcCalls++;
             else _largeGcCalls++;
         }
-        int c = LowerBound(root, stream, size);
-        if (c == None || _nodes[c].Stream != stream)
+        // LowerBound that also keeps the link pointing at the candidate, so taking it needs no second descent.
+        Node[] nodes = _nodes;
+        ref int link = ref root;
+        ref int candidateLink = ref Unsafe.NullRef<int>();
+        int c = None;
+        int t;
+        while ((t = link) != None)
+        {
+            ref Node n = ref nodes[t];
+            bool atOrAbove = (n.Stream > stream) | ((n.Stream == stream) & (n.Size >= size));
+            if (atOrAbove)
+            {
+                c = t;
+                candidateLink = ref link;
+            }
+            link = ref n.Child[atOrAbove ? 0 : 1];
+        }
+        if (c == None)
             return None;
-        long found = _nodes[c].Size;
+        ref Node cn = ref nodes[c];
+        if (cn.Stream != stream)
+            return None;
+        long found = cn.Size;
         // Oversize blocks are not handed to normal requests.
         if (size < _maxSplit && found >= _maxSplit)
             return None;
         // Oversize requests accept only a near fit.
         if (size >= _maxSplit && found >= size + _maxNonSplitRounding)
             return None;
-        root = Remove(root, c);
-        _nodes[c].InPool = false;
+        Unlink(ref candidateLink);
+        cn.InPool = false;
         return c;
     }
 
@@ -686,7 +711,7 @@ public sealed class CachingAllocator : IBlockAllocator
         if (_freeNode != None)
         {
             i = _freeNode;
-            _freeNode = _nodes[i].Left;
+            _freeNode = _nodes[i].Child[0];
         }
         else
         {
@@ -700,8 +725,8 @@ public sealed class CachingAllocator : IBlockAllocator
         n = default;
         n.Generation = gen;
         n.Live = true;
-        n.Left = None;
-        n.Right = None;
+        n.Child[0] = None;
+        n.Child[1] = None;
         n.Prev = None;
         n.Next = None;
         _rng ^= _rng << 13;
@@ -716,7 +741,7 @@ public sealed class CachingAllocator : IBlockAllocator
         ref Node n = ref _nodes[i];
         n.Live = false;
         n.Generation = NextGeneration(n.Generation);
-        n.Left = _freeNode;
+        n.Child[0] = _freeNode;
         _freeNode = i;
     }
 
@@ -739,17 +764,17 @@ public sealed class CachingAllocator : IBlockAllocator
     {
         ref Node n = ref _nodes[b];
         n.InPool = true;
-        n.Left = None;
-        n.Right = None;
+        n.Child[0] = None;
+        n.Child[1] = None;
         if (n.Small)
         {
             n.GcBase = _smallGcCalls;
-            _smallRoot = Insert(_smallRoot, b);
+            Insert(ref _smallRoot, b);
         }
         else
         {
             n.GcBase = _largeGcCalls;
-            _largeRoot = Insert(_largeRoot, b);
+            Insert(ref _largeRoot, b);
         }
     }
 
@@ -760,101 +785,125 @@ public sealed class CachingAllocator : IBlockAllocator
             return;
         n.InPool = false;
         if (n.Small)
-            _smallRoot = Remove(_smallRoot, b);
+            Remove(ref _smallRoot, b);
         else
-            _largeRoot = Remove(_largeRoot, b);
+            Remove(ref _largeRoot, b);
     }
 
+    // The treap is walked iteratively through `ref int` links (the root field or a node's Left/Right) so that insert and
+    // remove are single loops without recursion; the treap shape depends only on keys and priorities, so this is the same
+    // tree the recursive formulation builds. No node array growth can happen while a link ref is held.
+
+    /// <summary>Whether key (stream, size, address) orders before node <paramref name="n"/>'s key.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool Less(int a, int b)
+    private static bool KeyLess(int stream, long size, long address, ref Node n) =>
+        stream != n.Stream ? stream < n.Stream : size != n.Size ? size < n.Size : address < n.Address;
+
+    private void Insert(ref int root, int x)
     {
-        ref Node x = ref _nodes[a];
-        ref Node y = ref _nodes[b];
-        if (x.Stream != y.Stream) return x.Stream < y.Stream;
-        if (x.Size != y.Size) return x.Size < y.Size;
-        return x.Address < y.Address;
+        Node[] nodes = _nodes;
+        ref Node nx = ref nodes[x];
+        int stream = nx.Stream;
+        long size = nx.Size;
+        long address = nx.Address;
+        uint priority = nx.Priority;
+        ref int link = ref root;
+        int t;
+        while ((t = link) != None)
+        {
+            ref Node nt = ref nodes[t];
+            if (priority > nt.Priority)
+                break;
+            link = ref nt.Child[KeyLess(stream, size, address, ref nt) ? 0 : 1];
+        }
+        link = x;
+        // Split the subtree that x displaced into keys below x (its left child) and above it (its right child).
+        ref int left = ref nx.Child[0];
+        ref int right = ref nx.Child[1];
+        while (t != None)
+        {
+            ref Node nt = ref nodes[t];
+            if (KeyLess(stream, size, address, ref nt))
+            {
+                right = t;
+                right = ref nt.Child[0];
+                t = nt.Child[0];
+            }
+            else
+            {
+                left = t;
+                left = ref nt.Child[1];
+                t = nt.Child[1];
+            }
+        }
+        left = None;
+        right = None;
     }
 
-    private int Insert(int t, int x)
+    private void Remove(ref int root, int x)
     {
-        if (t == None)
-            return x;
-        if (_nodes[x].Priority > _nodes[t].Priority)
+        Node[] nodes = _nodes;
+        ref Node nx = ref nodes[x];
+        int stream = nx.Stream;
+        long size = nx.Size;
+        long address = nx.Address;
+        ref int link = ref root;
+        int t;
+        while ((t = link) != x)
         {
-            Split(t, x, out int l, out int r);
-            _nodes[x].Left = l;
-            _nodes[x].Right = r;
-            return x;
+            ref Node nt = ref nodes[t];
+            link = ref nt.Child[KeyLess(stream, size, address, ref nt) ? 0 : 1];
         }
-        if (Less(x, t))
-            _nodes[t].Left = Insert(_nodes[t].Left, x);
-        else
-            _nodes[t].Right = Insert(_nodes[t].Right, x);
-        return t;
+        Unlink(ref link);
     }
 
-    /// <summary>Splits <paramref name="t"/> into keys below <paramref name="x"/>'s key and keys above it.</summary>
-    private void Split(int t, int x, out int l, out int r)
+    /// <summary>Replaces the node at <paramref name="link"/> by the merge of its two subtrees.</summary>
+    private void Unlink(ref int link)
     {
-        if (t == None)
+        Node[] nodes = _nodes;
+        ref Node nx = ref nodes[link];
+        int a = nx.Child[0];
+        int b = nx.Child[1];
+        while (true)
         {
-            l = r = None;
-            return;
+            if (a == None)
+            {
+                link = b;
+                return;
+            }
+            if (b == None)
+            {
+                link = a;
+                return;
+            }
+            ref Node na = ref nodes[a];
+            ref Node nb = ref nodes[b];
+            if (na.Priority > nb.Priority)
+            {
+                link = a;
+                link = ref na.Child[1];
+                a = na.Child[1];
+            }
+            else
+            {
+                link = b;
+                link = ref nb.Child[0];
+                b = nb.Child[0];
+            }
         }
-        if (Less(t, x))
-        {
-            Split(_nodes[t].Right, x, out int rl, out r);
-            _nodes[t].Right = rl;
-            l = t;
-        }
-        else
-        {
-            Split(_nodes[t].Left, x, out l, out int lr);
-            _nodes[t].Left = lr;
-            r = t;
-        }
-    }
-
-    private int Remove(int t, int x)
-    {
-        if (t == x)
-            return Merge(_nodes[t].Left, _nodes[t].Right);
-        if (Less(x, t))
-            _nodes[t].Left = Remove(_nodes[t].Left, x);
-        else
-            _nodes[t].Right = Remove(_nodes[t].Right, x);
-        return t;
-    }
-
-    private int Merge(int a, int b)
-    {
-        if (a == None) return b;
-        if (b == None) return a;
-        if (_nodes[a].Priority > _nodes[b].Priority)
-        {
-            _nodes[a].Right = Merge(_nodes[a].Right, b);
-            return a;
-        }
-        _nodes[b].Left = Merge(a, _nodes[b].Left);
-        return b;
     }
 
     /// <summary>The first block with key &gt;= (stream, size, 0), or None.</summary>
     private int LowerBound(int t, int stream, long size)
     {
+        Node[] nodes = _nodes;
         int best = None;
         while (t != None)
         {
-            ref Node n = ref _nodes[t];
-            if (n.Stream > stream || (n.Stream == stream && n.Size >= size))
-            {
-                best = t;
-                t = n.Left;
-            }
-            else
-            {
-                t = n.Right;
-            }
+            ref Node n = ref nodes[t];
+            bool atOrAbove = (n.Stream > stream) | ((n.Stream == stream) & (n.Size >= size));
+            best = atOrAbove ? t : best;
+            t = n.Child[atOrAbove ? 0 : 1];
         }
         return best;
     }
@@ -870,11 +919,11 @@ public sealed class CachingAllocator : IBlockAllocator
             if (less)
             {
                 best = t;
-                t = n.Right;
+                t = n.Child[1];
             }
             else
             {
-                t = n.Left;
+                t = n.Child[0];
             }
         }
         return best;
@@ -893,13 +942,13 @@ public sealed class CachingAllocator : IBlockAllocator
                 if (sp == _stack.Length)
                     Array.Resize(ref _stack, sp * 2);
                 _stack[sp++] = t;
-                t = _nodes[t].Left;
+                t = _nodes[t].Child[0];
             }
             t = _stack[--sp];
             if (count == _scratch.Length)
                 Array.Resize(ref _scratch, count * 2);
             _scratch[count++] = t;
-            t = _nodes[t].Right;
+            t = _nodes[t].Child[1];
         }
         return count;
     }
@@ -916,8 +965,7 @@ public sealed class CachingAllocator : IBlockAllocator
         public int Segment;
         public int Prev;
         public int Next;
-        public int Left;   // treap child; also the free-list link of recycled nodes
-        public int Right;
+        public Children Child; // treap children [left, right]; Child[0] is also the free-list link of recycled nodes
         public int Stream;
         public int Tag;
         public int Generation;
@@ -926,6 +974,13 @@ public sealed class CachingAllocator : IBlockAllocator
         public bool Small;
         public bool InPool;
         public bool Live;
+    }
+
+    /// <summary>Left and right child indexed by direction, so a descent picks a side without a branch.</summary>
+    [InlineArray(2)]
+    private struct Children
+    {
+        private int _element;
     }
 
     private struct SegmentSlot

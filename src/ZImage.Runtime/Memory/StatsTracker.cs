@@ -33,27 +33,32 @@ internal struct Stat
     public readonly StatValue Snapshot() => new(Current, Peak, Allocated, Freed);
 }
 
-/// <summary>The statistics of one pool selection; the allocator updates <c>all</c> and the block's pool.</summary>
+/// <summary>
+/// The statistics of one pool selection; the allocator updates <c>all</c> and the block's pool. PyTorch's <c>active</c> and
+/// <c>active_bytes</c> differ from <c>allocation</c> and <c>allocated_bytes</c> only for blocks whose free waits on
+/// cross-stream events, which these allocators never defer, so they are reported from the same counters instead of
+/// being updated twice on every allocation and free.
+/// </summary>
 internal struct PoolStats
 {
-    public Stat Allocation, Segment, Active, InactiveSplit, AllocatedBytes, ReservedBytes, ActiveBytes, InactiveSplitBytes, RequestedBytes, RoundedBytes;
+    public Stat Allocation, Segment, InactiveSplit, AllocatedBytes, ReservedBytes, InactiveSplitBytes, RequestedBytes, RoundedBytes;
 
     public void ResetPeak()
     {
-        Allocation.ResetPeak(); Segment.ResetPeak(); Active.ResetPeak(); InactiveSplit.ResetPeak(); AllocatedBytes.ResetPeak();
-        ReservedBytes.ResetPeak(); ActiveBytes.ResetPeak(); InactiveSplitBytes.ResetPeak(); RequestedBytes.ResetPeak(); RoundedBytes.ResetPeak();
+        Allocation.ResetPeak(); Segment.ResetPeak(); InactiveSplit.ResetPeak(); AllocatedBytes.ResetPeak();
+        ReservedBytes.ResetPeak(); InactiveSplitBytes.ResetPeak(); RequestedBytes.ResetPeak(); RoundedBytes.ResetPeak();
     }
 
     public void ResetAccumulated()
     {
-        Allocation.ResetAccumulated(); Segment.ResetAccumulated(); Active.ResetAccumulated(); InactiveSplit.ResetAccumulated();
-        AllocatedBytes.ResetAccumulated(); ReservedBytes.ResetAccumulated(); ActiveBytes.ResetAccumulated();
+        Allocation.ResetAccumulated(); Segment.ResetAccumulated(); InactiveSplit.ResetAccumulated();
+        AllocatedBytes.ResetAccumulated(); ReservedBytes.ResetAccumulated();
         InactiveSplitBytes.ResetAccumulated(); RequestedBytes.ResetAccumulated(); RoundedBytes.ResetAccumulated();
     }
 
     public readonly PoolStatistics Snapshot() => new(
-        Allocation.Snapshot(), Segment.Snapshot(), Active.Snapshot(), InactiveSplit.Snapshot(), AllocatedBytes.Snapshot(),
-        ReservedBytes.Snapshot(), ActiveBytes.Snapshot(), InactiveSplitBytes.Snapshot(), RequestedBytes.Snapshot(), RoundedBytes.Snapshot());
+        Allocation.Snapshot(), Segment.Snapshot(), Allocation.Snapshot(), InactiveSplit.Snapshot(), AllocatedBytes.Snapshot(),
+        ReservedBytes.Snapshot(), AllocatedBytes.Snapshot(), InactiveSplitBytes.Snapshot(), RequestedBytes.Snapshot(), RoundedBytes.Snapshot());
 }
 
 /// <summary>Per-tag counters.</summary>
@@ -133,8 +138,6 @@ internal sealed class StatsTracker
         {
             p.Allocation.Increase(1);
             p.AllocatedBytes.Increase(size);
-            p.Active.Increase(1);
-            p.ActiveBytes.Increase(size);
             p.RequestedBytes.Increase(requested);
             p.RoundedBytes.Increase(rounded);
         }
@@ -155,8 +158,6 @@ internal sealed class StatsTracker
         {
             p.Allocation.Decrease(1);
             p.AllocatedBytes.Decrease(size);
-            p.Active.Decrease(1);
-            p.ActiveBytes.Decrease(size);
             p.RequestedBytes.Decrease(requested);
             p.RoundedBytes.Decrease(rounded);
         }
