@@ -829,8 +829,10 @@ public sealed class CachingAllocator : IBlockAllocator
             int i = LowerBound(stream, size, address);
             if (Count == Keys.Length)
                 Array.Resize(ref Keys, Keys.Length * 2);
-            if (i < Count)
-                Keys.AsSpan(i, Count - i).CopyTo(Keys.AsSpan(i + 1));
+            // A plain element loop: pools hold tens of keys, too few for Memmove's dispatch to pay off.
+            ref FreeKey first = ref MemoryMarshal.GetArrayDataReference(Keys);
+            for (int j = Count; j > i; j--)
+                Unsafe.Add(ref first, j) = Unsafe.Add(ref first, j - 1);
             ref FreeKey k = ref Keys[i];
             k.Stream = stream;
             k.Size = size;
@@ -842,8 +844,9 @@ public sealed class CachingAllocator : IBlockAllocator
         public void RemoveAt(int i)
         {
             Count--;
-            if (i < Count)
-                Keys.AsSpan(i + 1, Count - i).CopyTo(Keys.AsSpan(i));
+            ref FreeKey first = ref MemoryMarshal.GetArrayDataReference(Keys);
+            for (int j = i; j < Count; j++)
+                Unsafe.Add(ref first, j) = Unsafe.Add(ref first, j + 1);
         }
     }
 
