@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace ZImage.Runtime.Memory;
 
@@ -10,7 +11,7 @@ namespace ZImage.Runtime.Memory;
 /// 2 MiB / 20 MiB / 2 MiB-rounded segments, best fit by (stream, size, address), PyTorch's split and merge rules,
 /// max_split_size for oversize blocks, the release-and-retry chain before out-of-memory, garbage collection and
 /// <see cref="EmptyCache"/>. Thread-safe (one lock). The struct API (<see cref="AllocateBlock"/>/<see cref="FreeBlock"/>)
-/// allocates nothing in steady state: block nodes live in a pooled array and free blocks in intrusive treaps.
+/// allocates nothing in steady state: block nodes live in a pooled array and each pool's free blocks in a sorted key array.
 /// </summary>
 public sealed class CachingAllocator : IBlockAllocator
 {
@@ -48,16 +49,14 @@ public sealed class CachingAllocator : IBlockAllocator
     private int _segmentCount;
     private int _freeSegment = None;
     private int _liveSegments;
-    private int _smallRoot = None;
-    private int _largeRoot = None;
+    private FreeIndex _smallFree = FreeIndex.Create();
+    private FreeIndex _largeFree = FreeIndex.Create();
     private long _smallGcCalls;
     private long _largeGcCalls;
     private long _nextId = 1;
-    private uint _rng = 0x9E3779B9;
     private long _allocatedBytes;
     private long _reservedBytes;
     private int[] _scratch = new int[64];
-    private int[] _stack = new int[64];
     private bool _disposed;
 
     /// <summary>Creates an allocator over <paramref name="backend"/>.</summary>
@@ -367,43 +366,28 @@ public sealed class CachingAllocator : IBlockAllocator
 
     private int GetFreeBlock(int stream, long size, bool small)
     {
-        ref int root = ref small ? ref _smallRoot : ref _largeRoot;
+        ref FreeIndex pool = ref small ? ref _smallFree : ref _largeFree;
         if (_gcEnabled)
         {
             if (small) _smallGcCalls++;
             else _largeGcCalls++;
         }
-        // LowerBound that also keeps the link pointing at the candidate, so taking it needs no second descent.
-        Node[] nodes = _nodes;
-        ref int link = ref root;
-        ref int candidateLink = ref Unsafe.NullRef<int>();
-        int c = None;
-        int t;
-        while ((t = link) != None)
-        {
-            ref Node n = ref nodes[t];
-            bool atOrAbove = (n.Stream > stream) | ((n.Stream == stream) & (n.Size >= size));
-            if (atOrAbove)
-            {
-                c = t;
-                candidateLink = ref link;
-            }
-            link = ref n.Child[atOrAbove ? 0 : 1];
-        }
-        if (c == None)
+        int i = pool.LowerBound(stream, size, long.MinValue);
+        if (i == pool.Count)
             return None;
-        ref Node cn = ref nodes[c];
-        if (cn.Stream != stream)
+        ref FreeKey k = ref pool.Keys[i];
+        if (k.Stream != stream)
             return None;
-        long found = cn.Size;
+        long found = k.Size;
         // Oversize blocks are not handed to normal requests.
         if (size < _maxSplit && found >= _maxSplit)
             return None;
         // Oversize requests accept only a near fit.
         if (size >= _maxSplit && found >= size + _maxNonSplitRounding)
             return None;
-        Unlink(ref candidateLink);
-        cn.InPool = false;
+        int c = k.Node;
+        pool.RemoveAt(i);
+        _nodes[c].InPool = false;
         return c;
     }
 
@@ -554,27 +538,30 @@ public sealed class CachingAllocator : IBlockAllocator
         if (_maxSplit == long.MaxValue)
             return false;
         long key = Math.Max(size, _maxSplit);
-        int root = small ? _smallRoot : _largeRoot;
-        int it = LowerBound(root, stream, key);
-        if (it == None || _nodes[it].Stream != stream)
+        ref FreeIndex pool = ref small ? ref _smallFree : ref _largeFree;
+        int i = pool.LowerBound(stream, key, long.MinValue);
+        if (i == pool.Count || pool.Keys[i].Stream != stream)
         {
-            // No single block is large enough: free oversize blocks starting with the largest on this stream.
-            int cur = Predecessor(root, stream, key, 0);
-            if (cur == None)
+            // No single block is large enough: free oversize blocks starting with the largest on this stream. Releasing
+            // the block at position p removes it from the key array without moving the keys before it, so p - 1 stays
+            // its predecessor.
+            int p = i - 1;
+            if (p < 0)
                 return false;
             long released = 0;
-            while (cur != None && released < key && _nodes[cur].Size >= _maxSplit && _nodes[cur].Stream == stream)
+            while (p >= 0 && released < key && pool.Keys[p].Size >= _maxSplit && pool.Keys[p].Stream == stream)
             {
-                int next = Predecessor(small ? _smallRoot : _largeRoot, _nodes[cur].Stream, _nodes[cur].Size, _nodes[cur].Address);
+                int cur = pool.Keys[p].Node;
                 if (IsUnsplit(cur))
                 {
                     released += _nodes[cur].Size;
                     ReleaseBlock(cur);
                 }
-                cur = next;
+                p--;
             }
             return released >= key;
         }
+        int it = pool.Keys[i].Node;
         if (!IsUnsplit(it))
             return false;
         ReleaseBlock(it);
@@ -584,13 +571,13 @@ public sealed class CachingAllocator : IBlockAllocator
     /// <summary>Frees every unsplit cached block of both pools (PyTorch's release_cached_blocks / empty_cache).</summary>
     private void ReleaseCachedBlocks()
     {
-        ReleaseUnsplit(ref _smallRoot);
-        ReleaseUnsplit(ref _largeRoot);
+        ReleaseUnsplit(ref _smallFree);
+        ReleaseUnsplit(ref _largeFree);
     }
 
-    private void ReleaseUnsplit(ref int root)
+    private void ReleaseUnsplit(ref FreeIndex pool)
     {
-        int count = CollectInOrder(root);
+        int count = CollectInOrder(ref pool);
         for (int i = 0; i < count; i++)
         {
             int b = _scratch[i];
@@ -609,7 +596,7 @@ public sealed class CachingAllocator : IBlockAllocator
         long reclaimed = 0;
         long totalAge = 0;
         long freeable = 0;
-        int count = CollectInOrder(_largeRoot);
+        int count = CollectInOrder(ref _largeFree);
         for (int i = 0; i < count; i++)
         {
             int b = _scratch[i];
@@ -626,7 +613,7 @@ public sealed class CachingAllocator : IBlockAllocator
         {
             double ageThreshold = (double)totalAge / freeable;
             freed = false;
-            count = CollectInOrder(_largeRoot);
+            count = CollectInOrder(ref _largeFree);
             for (int i = 0; i < count; i++)
             {
                 int b = _scratch[i];
@@ -711,7 +698,7 @@ public sealed class CachingAllocator : IBlockAllocator
         if (_freeNode != None)
         {
             i = _freeNode;
-            _freeNode = _nodes[i].Child[0];
+            _freeNode = _nodes[i].NextFree;
         }
         else
         {
@@ -725,14 +712,8 @@ public sealed class CachingAllocator : IBlockAllocator
         n = default;
         n.Generation = gen;
         n.Live = true;
-        n.Child[0] = None;
-        n.Child[1] = None;
         n.Prev = None;
         n.Next = None;
-        _rng ^= _rng << 13;
-        _rng ^= _rng >> 17;
-        _rng ^= _rng << 5;
-        n.Priority = _rng;
         return i;
     }
 
@@ -741,7 +722,7 @@ public sealed class CachingAllocator : IBlockAllocator
         ref Node n = ref _nodes[i];
         n.Live = false;
         n.Generation = NextGeneration(n.Generation);
-        n.Child[0] = _freeNode;
+        n.NextFree = _freeNode;
         _freeNode = i;
     }
 
@@ -758,23 +739,25 @@ public sealed class CachingAllocator : IBlockAllocator
         return _segmentCount++;
     }
 
-    // ---------------------------------------------------------------- free-block treaps ordered by (stream, size, address)
+    // ---------------------------------------------------------------- free-block index ordered by (stream, size, address)
+
+    // Each pool keeps its free blocks as keys sorted by (stream, size, address): a pool holds tens of blocks, so a binary
+    // search over one contiguous array plus a memmove to insert or remove beats any linked tree (no dependent loads, no
+    // rebalancing). The arrays double when full and are never shrunk, so steady state allocates nothing.
 
     private void InsertIntoPool(int b)
     {
         ref Node n = ref _nodes[b];
         n.InPool = true;
-        n.Child[0] = None;
-        n.Child[1] = None;
         if (n.Small)
         {
             n.GcBase = _smallGcCalls;
-            Insert(ref _smallRoot, b);
+            _smallFree.Insert(n.Stream, n.Size, n.Address, b);
         }
         else
         {
             n.GcBase = _largeGcCalls;
-            Insert(ref _largeRoot, b);
+            _largeFree.Insert(n.Stream, n.Size, n.Address, b);
         }
     }
 
@@ -784,173 +767,87 @@ public sealed class CachingAllocator : IBlockAllocator
         if (!n.InPool)
             return;
         n.InPool = false;
-        if (n.Small)
-            Remove(ref _smallRoot, b);
-        else
-            Remove(ref _largeRoot, b);
+        ref FreeIndex pool = ref n.Small ? ref _smallFree : ref _largeFree;
+        int i = pool.LowerBound(n.Stream, n.Size, n.Address);
+        Debug.Assert(i < pool.Count && pool.Keys[i].Node == b);
+        pool.RemoveAt(i);
     }
 
-    // The treap is walked iteratively through `ref int` links (the root field or a node's Left/Right) so that insert and
-    // remove are single loops without recursion; the treap shape depends only on keys and priorities, so this is the same
-    // tree the recursive formulation builds. No node array growth can happen while a link ref is held.
-
-    /// <summary>Whether key (stream, size, address) orders before node <paramref name="n"/>'s key.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool KeyLess(int stream, long size, long address, ref Node n) =>
-        stream != n.Stream ? stream < n.Stream : size != n.Size ? size < n.Size : address < n.Address;
-
-    private void Insert(ref int root, int x)
+    /// <summary>Copies the pool's blocks in key order into <see cref="_scratch"/> (callers release blocks while iterating); returns the count.</summary>
+    private int CollectInOrder(ref FreeIndex pool)
     {
-        Node[] nodes = _nodes;
-        ref Node nx = ref nodes[x];
-        int stream = nx.Stream;
-        long size = nx.Size;
-        long address = nx.Address;
-        uint priority = nx.Priority;
-        ref int link = ref root;
-        int t;
-        while ((t = link) != None)
-        {
-            ref Node nt = ref nodes[t];
-            if (priority > nt.Priority)
-                break;
-            link = ref nt.Child[KeyLess(stream, size, address, ref nt) ? 0 : 1];
-        }
-        link = x;
-        // Split the subtree that x displaced into keys below x (its left child) and above it (its right child).
-        ref int left = ref nx.Child[0];
-        ref int right = ref nx.Child[1];
-        while (t != None)
-        {
-            ref Node nt = ref nodes[t];
-            if (KeyLess(stream, size, address, ref nt))
-            {
-                right = t;
-                right = ref nt.Child[0];
-                t = nt.Child[0];
-            }
-            else
-            {
-                left = t;
-                left = ref nt.Child[1];
-                t = nt.Child[1];
-            }
-        }
-        left = None;
-        right = None;
-    }
-
-    private void Remove(ref int root, int x)
-    {
-        Node[] nodes = _nodes;
-        ref Node nx = ref nodes[x];
-        int stream = nx.Stream;
-        long size = nx.Size;
-        long address = nx.Address;
-        ref int link = ref root;
-        int t;
-        while ((t = link) != x)
-        {
-            ref Node nt = ref nodes[t];
-            link = ref nt.Child[KeyLess(stream, size, address, ref nt) ? 0 : 1];
-        }
-        Unlink(ref link);
-    }
-
-    /// <summary>Replaces the node at <paramref name="link"/> by the merge of its two subtrees.</summary>
-    private void Unlink(ref int link)
-    {
-        Node[] nodes = _nodes;
-        ref Node nx = ref nodes[link];
-        int a = nx.Child[0];
-        int b = nx.Child[1];
-        while (true)
-        {
-            if (a == None)
-            {
-                link = b;
-                return;
-            }
-            if (b == None)
-            {
-                link = a;
-                return;
-            }
-            ref Node na = ref nodes[a];
-            ref Node nb = ref nodes[b];
-            if (na.Priority > nb.Priority)
-            {
-                link = a;
-                link = ref na.Child[1];
-                a = na.Child[1];
-            }
-            else
-            {
-                link = b;
-                link = ref nb.Child[0];
-                b = nb.Child[0];
-            }
-        }
-    }
-
-    /// <summary>The first block with key &gt;= (stream, size, 0), or None.</summary>
-    private int LowerBound(int t, int stream, long size)
-    {
-        Node[] nodes = _nodes;
-        int best = None;
-        while (t != None)
-        {
-            ref Node n = ref nodes[t];
-            bool atOrAbove = (n.Stream > stream) | ((n.Stream == stream) & (n.Size >= size));
-            best = atOrAbove ? t : best;
-            t = n.Child[atOrAbove ? 0 : 1];
-        }
-        return best;
-    }
-
-    /// <summary>The last block with key &lt; (stream, size, address), or None.</summary>
-    private int Predecessor(int t, int stream, long size, long address)
-    {
-        int best = None;
-        while (t != None)
-        {
-            ref Node n = ref _nodes[t];
-            bool less = n.Stream != stream ? n.Stream < stream : n.Size != size ? n.Size < size : n.Address < address;
-            if (less)
-            {
-                best = t;
-                t = n.Child[1];
-            }
-            else
-            {
-                t = n.Child[0];
-            }
-        }
-        return best;
-    }
-
-    /// <summary>Writes the pool's blocks in key order into <see cref="_scratch"/>; returns the count.</summary>
-    private int CollectInOrder(int root)
-    {
-        int count = 0;
-        int sp = 0;
-        int t = root;
-        while (t != None || sp > 0)
-        {
-            while (t != None)
-            {
-                if (sp == _stack.Length)
-                    Array.Resize(ref _stack, sp * 2);
-                _stack[sp++] = t;
-                t = _nodes[t].Child[0];
-            }
-            t = _stack[--sp];
-            if (count == _scratch.Length)
-                Array.Resize(ref _scratch, count * 2);
-            _scratch[count++] = t;
-            t = _nodes[t].Child[1];
-        }
+        int count = pool.Count;
+        if (_scratch.Length < count)
+            _scratch = new int[Math.Max(count, _scratch.Length * 2)];
+        for (int i = 0; i < count; i++)
+            _scratch[i] = pool.Keys[i].Node;
         return count;
+    }
+
+    private struct FreeKey
+    {
+        public long Size;
+        public long Address;
+        public int Stream;
+        public int Node;
+    }
+
+    /// <summary>One pool's free blocks, sorted by (stream, size, address); keys are unique because addresses are.</summary>
+    private struct FreeIndex
+    {
+        public FreeKey[] Keys;
+        public int Count;
+
+        public static FreeIndex Create() => new() { Keys = new FreeKey[16] };
+
+        /// <summary>The first position whose key is &gt;= (stream, size, address), or <see cref="Count"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly int LowerBound(int stream, long size, long address)
+        {
+            int n = Count;
+            if (n == 0)
+                return 0;
+            ref FreeKey first = ref MemoryMarshal.GetArrayDataReference(Keys);
+            // Branch-free halving: the comparison outcome is data-dependent and unpredictable, so it feeds a
+            // conditional move instead of a jump; n stays within Count, so the unchecked reads stay inside the array.
+            int lo = 0;
+            while (n > 1)
+            {
+                int half = n >> 1;
+                lo = Less(ref Unsafe.Add(ref first, lo + half), stream, size, address) ? lo + half : lo;
+                n -= half;
+            }
+            return lo + (Less(ref Unsafe.Add(ref first, lo), stream, size, address) ? 1 : 0);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool Less(ref FreeKey k, int stream, long size, long address) =>
+            (k.Stream < stream) | ((k.Stream == stream) & ((k.Size < size) | ((k.Size == size) & (k.Address < address))));
+
+        public void Insert(int stream, long size, long address, int node)
+        {
+            int i = LowerBound(stream, size, address);
+            if (Count == Keys.Length)
+                Array.Resize(ref Keys, Keys.Length * 2);
+            // A plain element loop: pools hold tens of keys, too few for Memmove's dispatch to pay off.
+            ref FreeKey first = ref MemoryMarshal.GetArrayDataReference(Keys);
+            for (int j = Count; j > i; j--)
+                Unsafe.Add(ref first, j) = Unsafe.Add(ref first, j - 1);
+            ref FreeKey k = ref Keys[i];
+            k.Stream = stream;
+            k.Size = size;
+            k.Address = address;
+            k.Node = node;
+            Count++;
+        }
+
+        public void RemoveAt(int i)
+        {
+            Count--;
+            ref FreeKey first = ref MemoryMarshal.GetArrayDataReference(Keys);
+            for (int j = i; j < Count; j++)
+                Unsafe.Add(ref first, j) = Unsafe.Add(ref first, j + 1);
+        }
     }
 
     private struct Node
@@ -965,22 +862,14 @@ public sealed class CachingAllocator : IBlockAllocator
         public int Segment;
         public int Prev;
         public int Next;
-        public Children Child; // treap children [left, right]; Child[0] is also the free-list link of recycled nodes
+        public int NextFree; // free-list link of recycled nodes
         public int Stream;
         public int Tag;
         public int Generation;
-        public uint Priority;
         public bool Allocated;
         public bool Small;
         public bool InPool;
         public bool Live;
-    }
-
-    /// <summary>Left and right child indexed by direction, so a descent picks a side without a branch.</summary>
-    [InlineArray(2)]
-    private struct Children
-    {
-        private int _element;
     }
 
     private struct SegmentSlot
