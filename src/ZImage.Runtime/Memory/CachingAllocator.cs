@@ -13,7 +13,7 @@ namespace ZImage.Runtime.Memory;
 /// <see cref="EmptyCache"/>. Thread-safe (one lock). The struct API (<see cref="AllocateBlock"/>/<see cref="FreeBlock"/>)
 /// allocates nothing in steady state: block nodes live in a pooled array and each pool's free blocks in a sorted key array.
 /// </summary>
-public sealed class CachingAllocator : IBlockAllocator
+public sealed class CachingAllocator : BlockAllocatorBase, IBlockAllocator
 {
     /// <summary>Every request is rounded to at least, and a multiple of, this (kMinBlockSize).</summary>
     public const long MinBlockSize = 512;
@@ -30,11 +30,6 @@ public sealed class CachingAllocator : IBlockAllocator
 
     private const int None = -1;
 
-    private readonly Lock _lock = new();
-    private readonly IDeviceMemoryBackend _backend;
-    private readonly bool _ownsBackend;
-    private readonly StatsTracker _stats = new();
-    private readonly ObserverList _observers = new();
     private readonly long _maxSplit;
     private readonly long _maxNonSplitRounding;
     private readonly bool _gcEnabled;
@@ -64,11 +59,10 @@ public sealed class CachingAllocator : IBlockAllocator
     /// <param name="settings">Policy settings; null for PyTorch's defaults.</param>
     /// <param name="ownsBackend">Whether <see cref="Dispose"/> disposes the backend too.</param>
     public CachingAllocator(IDeviceMemoryBackend backend, AllocatorSettings? settings = null, bool ownsBackend = false)
+        : base(backend, ownsBackend)
     {
-        _backend = backend ?? throw new ArgumentNullException(nameof(backend));
         Settings = settings ?? AllocatorSettings.Default;
         Settings.Validate();
-        _ownsBackend = ownsBackend;
         _maxSplit = Settings.MaxSplitSizeBytes;
         _maxNonSplitRounding = Settings.MaxNonSplitRoundingBytes;
         _gcThreshold = Settings.GarbageCollectionThreshold;
@@ -82,9 +76,6 @@ public sealed class CachingAllocator : IBlockAllocator
 
     /// <summary>The policy settings.</summary>
     public AllocatorSettings Settings { get; }
-
-    /// <inheritdoc />
-    public IDeviceMemoryBackend Backend => _backend;
 
     /// <inheritdoc />
     public string Name => Settings.ToString() is { Length: > 0 } s ? $"caching({s})" : "caching";
@@ -194,43 +185,14 @@ public sealed class CachingAllocator : IBlockAllocator
     // ---------------------------------------------------------------- class API
 
     /// <inheritdoc />
-    public DeviceAllocation Allocate(long bytes, string tag)
+    public override DeviceAllocation Allocate(long bytes, string tag)
     {
         if (!AllocateCore(bytes, tag, 0, describe: true, out var handle, out var info, out var oom))
             throw oom!;
         return new BlockAllocation(this, handle, info);
     }
 
-    /// <inheritdoc />
-    public DeviceBuffer<T> Allocate<T>(long length, string tag) where T : unmanaged
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        long bytes = checked(length * Unsafe.SizeOf<T>());
-        return new DeviceBuffer<T>(Allocate(bytes, tag), length);
-    }
-
     // ---------------------------------------------------------------- statistics and cache control
-
-    /// <inheritdoc />
-    public AllocatorStatistics GetStatistics()
-    {
-        lock (_lock)
-            return _stats.Snapshot();
-    }
-
-    /// <inheritdoc />
-    public void ResetPeakStats()
-    {
-        lock (_lock)
-            _stats.ResetPeak();
-    }
-
-    /// <inheritdoc />
-    public void ResetAccumulatedStats()
-    {
-        lock (_lock)
-            _stats.ResetAccumulated();
-    }
 
     /// <inheritdoc />
     public void EmptyCache()
@@ -274,9 +236,6 @@ public sealed class CachingAllocator : IBlockAllocator
             return result;
         }
     }
-
-    /// <inheritdoc />
-    public IDisposable Subscribe(IAllocationObserver observer) => _observers.Add(observer);
 
     /// <summary>Returns every segment to the backend (live blocks included) and disposes an owned backend. Later frees are ignored.</summary>
     public void Dispose()

@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-
 namespace ZImage.Runtime.Memory;
 
 /// <summary>
@@ -7,15 +5,10 @@ namespace ZImage.Runtime.Memory;
 /// cached — what per-tensor <c>Allocate1D</c>/<c>Dispose</c> on ILGPU does. Same statistics and handle API as
 /// <see cref="CachingAllocator"/>. Thread-safe.
 /// </summary>
-public sealed class NoCacheAllocator : IBlockAllocator
+public sealed class NoCacheAllocator : BlockAllocatorBase, IBlockAllocator
 {
     private const int None = -1;
 
-    private readonly Lock _lock = new();
-    private readonly IDeviceMemoryBackend _backend;
-    private readonly bool _ownsBackend;
-    private readonly StatsTracker _stats = new();
-    private readonly ObserverList _observers = new();
     private Slot[] _slots = new Slot[64];
     private int _slotCount;
     private int _freeSlot = None;
@@ -25,16 +18,12 @@ public sealed class NoCacheAllocator : IBlockAllocator
 
     /// <summary>Creates the allocator over <paramref name="backend"/>.</summary>
     public NoCacheAllocator(IDeviceMemoryBackend backend, bool ownsBackend = false)
+        : base(backend, ownsBackend)
     {
-        _backend = backend ?? throw new ArgumentNullException(nameof(backend));
-        _ownsBackend = ownsBackend;
     }
 
     /// <inheritdoc />
     public string Name => "no-cache";
-
-    /// <inheritdoc />
-    public IDeviceMemoryBackend Backend => _backend;
 
     /// <inheritdoc />
     public long AllocatedBytes => Volatile.Read(ref _allocatedBytes);
@@ -97,47 +86,16 @@ public sealed class NoCacheAllocator : IBlockAllocator
     }
 
     /// <inheritdoc />
-    public DeviceAllocation Allocate(long bytes, string tag)
+    public override DeviceAllocation Allocate(long bytes, string tag)
     {
         var handle = AllocateBlock(bytes, tag);
         return new BlockAllocation(this, handle, GetBlockInfo(handle));
-    }
-
-    /// <inheritdoc />
-    public DeviceBuffer<T> Allocate<T>(long length, string tag) where T : unmanaged
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        return new DeviceBuffer<T>(Allocate(checked(length * Unsafe.SizeOf<T>()), tag), length);
-    }
-
-    /// <inheritdoc />
-    public AllocatorStatistics GetStatistics()
-    {
-        lock (_lock)
-            return _stats.Snapshot();
-    }
-
-    /// <inheritdoc />
-    public void ResetPeakStats()
-    {
-        lock (_lock)
-            _stats.ResetPeak();
-    }
-
-    /// <inheritdoc />
-    public void ResetAccumulatedStats()
-    {
-        lock (_lock)
-            _stats.ResetAccumulated();
     }
 
     /// <summary>Nothing is cached, so there is nothing to release.</summary>
     public void EmptyCache()
     {
     }
-
-    /// <inheritdoc />
-    public IDisposable Subscribe(IAllocationObserver observer) => _observers.Add(observer);
 
     /// <summary>Frees every live block's segment and disposes an owned backend.</summary>
     public void Dispose()
