@@ -101,8 +101,7 @@ public sealed class ZImageTransformer
         int s = nip + lp;
 
         // RoPE tables first: they validate the positions against axes_lens before anything is allocated.
-        int[] posIds = DitHostMath.PositionIds(ht, wt, nip, lp);
-        var (cosHost, sinHost) = DitHostMath.RopeTables(posIds, dims.AxesDims, dims.AxesLens, dims.RopeTheta);
+        var (cosHost, sinHost) = RopeTablesFor(ht, wt, nip, lp);
 
         using var cond = TimestepEmbedding(tModel);
         Observe("t_embedder", cond);
@@ -180,6 +179,26 @@ public sealed class ZImageTransformer
             cond.Dispose();
             throw;
         }
+    }
+
+    // The tables depend only on the token grid and the padded caption length, which stay fixed across the steps of a
+    // generation; CFG alternates two caption lengths, so the last two are kept. Entries are immutable, so a race at
+    // worst recomputes one.
+    private sealed record RopeTableEntry(int Ht, int Wt, int Lp, float[] Cos, float[] Sin);
+    private RopeTableEntry? _ropeRecent, _ropeOlder;
+
+    private (float[] Cos, float[] Sin) RopeTablesFor(int ht, int wt, int nip, int lp)
+    {
+        var recent = Volatile.Read(ref _ropeRecent);
+        if (recent is not null && recent.Ht == ht && recent.Wt == wt && recent.Lp == lp) return (recent.Cos, recent.Sin);
+        var older = Volatile.Read(ref _ropeOlder);
+        if (older is not null && older.Ht == ht && older.Wt == wt && older.Lp == lp) return (older.Cos, older.Sin);
+        var dims = _dims;
+        int[] posIds = DitHostMath.PositionIds(ht, wt, nip, lp);
+        var (cos, sin) = DitHostMath.RopeTables(posIds, dims.AxesDims, dims.AxesLens, dims.RopeTheta);
+        Volatile.Write(ref _ropeOlder, recent);
+        Volatile.Write(ref _ropeRecent, new RopeTableEntry(ht, wt, lp, cos, sin));
+        return (cos, sin);
     }
 
     /// <summary>
