@@ -396,8 +396,7 @@ internal readonly struct ConvWeightF16 : IConvWeight<IlgpuHalf>
 
 internal readonly struct ConvWeightBf16 : IConvWeight<ushort>
 {
-    // bf16 is the high half of an fp32 bit pattern, so widening is exact.
-    public float Widen(ushort value) => Interop.IntAsFloat((uint)value << 16);
+    public float Widen(ushort value) => Bf16.ToFloat(value);
 }
 
 /// <summary>Shape of a convolution launch (H, W are output sizes; InH, InW input sizes).</summary>

@@ -1,25 +1,20 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using ZImage.Kernels;
 
 namespace ZImage.Runtime.Models.Safetensors;
 
 /// <summary>Converts raw little-endian tensor payloads to float32 or integer element arrays.</summary>
 public static class SafetensorsConvert
 {
-    /// <summary>Widens a bfloat16 bit pattern to float32 (exact).</summary>
-    public static float BFloat16ToSingle(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
+    /// <summary>Widens a bfloat16 bit pattern to float32 (exact). Same conversion the kernels use (<see cref="Bf16.ToFloat"/>).</summary>
+    public static float BFloat16ToSingle(ushort bits) => Bf16.ToFloat(bits);
 
     /// <summary>
     /// Rounds a float32 to the nearest bfloat16 bit pattern (ties to even; NaN stays a quiet NaN), as torch's
-    /// <c>.to(torch.bfloat16)</c> does.
+    /// <c>.to(torch.bfloat16)</c> does. Same conversion the kernels use (<see cref="Bf16.FromFloat"/>).
     /// </summary>
-    public static ushort SingleToBFloat16(float value)
-    {
-        uint bits = BitConverter.SingleToUInt32Bits(value);
-        if (float.IsNaN(value)) return (ushort)((bits >> 16) | 0x40);
-        uint rounding = 0x7FFFu + ((bits >> 16) & 1u);
-        return (ushort)((bits + rounding) >> 16);
-    }
+    public static ushort SingleToBFloat16(float value) => Bf16.FromFloat(value);
 
     /// <summary>
     /// Converts <paramref name="source"/> (elements of <paramref name="dtype"/>) to float32. Booleans become 0/1;
