@@ -14,7 +14,7 @@ public sealed class RandomWeights : IWeightProvider
     private readonly IDeviceAllocator _allocator;
     private readonly IComputeOps _ops;
     private readonly int _seed;
-    private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
+    private readonly WeightCache _cache = new();
 
     /// <summary>Creates the provider; tensors are allocated on first request with the <c>weights</c> tag, all as F32.</summary>
     public RandomWeights(IDeviceAllocator allocator, IComputeOps ops, int seed)
@@ -53,19 +53,17 @@ public sealed class RandomWeights : IWeightProvider
 
     private Tensor Get(string name, TensorDType dtype, int[] shape, float scale, float offset)
     {
-        if (_tensors.TryGetValue(name, out var existing)) return existing;
+        if (_cache.TryGet(name, shape, null, out var existing)) return existing;
         long n = 1;
         foreach (int d in shape) n *= d;
-        var block = _allocator.Allocate(Math.Max(1, n) * Tensor.ElementSize(dtype), AllocationTags.Weights);
-        var t = new Tensor(block, dtype, shape);
+        var t = WeightCache.Allocate(_allocator, Math.Max(1, n), dtype, shape);
         if (!_ops.IsPlanning)
         {
             var host = SeededNoise.Create(Seed(name), checked((int)n));
             for (int i = 0; i < host.Length; i++) host[i] = offset + scale * host[i];
             _ops.Upload(host, t);
         }
-        _tensors[name] = t;
-        return t;
+        return _cache.Add(name, t);
     }
 
     private long Seed(string name)
@@ -78,7 +76,6 @@ public sealed class RandomWeights : IWeightProvider
     /// <inheritdoc />
     public void Dispose()
     {
-        foreach (var t in _tensors.Values) t.Dispose();
-        _tensors.Clear();
+        _cache.Clear();
     }
 }
