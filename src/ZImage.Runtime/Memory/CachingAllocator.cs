@@ -11,9 +11,10 @@ namespace ZImage.Runtime.Memory;
 /// 2 MiB / 20 MiB / 2 MiB-rounded segments, best fit by (stream, size, address), PyTorch's split and merge rules,
 /// max_split_size for oversize blocks, the release-and-retry chain before out-of-memory, garbage collection and
 /// <see cref="EmptyCache"/>. Thread-safe (one lock). The struct API (<see cref="AllocateBlock"/>/<see cref="FreeBlock"/>)
-/// allocates nothing in steady state: block nodes live in a pooled array and each pool's free blocks in a sorted key array.
+/// allocates nothing in steady state: block nodes live in a pooled array and each pool's free blocks in a size-class index
+/// (<c>CachingAllocator.FreeBlockIndex.cs</c>) threaded through them.
 /// </summary>
-public sealed class CachingAllocator : BlockAllocatorBase, IBlockAllocator
+public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocator
 {
     /// <summary>Every request is rounded to at least, and a multiple of, this (kMinBlockSize).</summary>
     public const long MinBlockSize = 512;
@@ -44,8 +45,11 @@ public sealed class CachingAllocator : BlockAllocatorBase, IBlockAllocator
     private int _segmentCount;
     private int _freeSegment = None;
     private int _liveSegments;
-    private FreeIndex _smallFree = FreeIndex.Create();
-    private FreeIndex _largeFree = FreeIndex.Create();
+    // Free blocks per (stream, pool). Stream 0 carries nearly every allocation, so its two indexes are fields; other
+    // streams get theirs on first use.
+    private readonly FreeBlockIndex _smallFree = new(0);
+    private readonly FreeBlockIndex _largeFree = new(0);
+    private (FreeBlockIndex Small, FreeBlockIndex Large)[] _otherStreams = [];
     private long _smallGcCalls;
     private long _largeGcCalls;
     private long _nextId = 1;
@@ -325,27 +329,23 @@ public sealed class CachingAllocator : BlockAllocatorBase, IBlockAllocator
 
     private int GetFreeBlock(int stream, long size, bool small)
     {
-        ref FreeIndex pool = ref small ? ref _smallFree : ref _largeFree;
+        FreeBlockIndex pool = Pool(stream, small);
         if (_gcEnabled)
         {
             if (small) _smallGcCalls++;
             else _largeGcCalls++;
         }
-        int i = pool.LowerBound(stream, size, long.MinValue);
-        if (i == pool.Count)
+        int c = pool.LowerBound(_nodes, size);
+        if (c == None)
             return None;
-        ref FreeKey k = ref pool.Keys[i];
-        if (k.Stream != stream)
-            return None;
-        long found = k.Size;
+        long found = _nodes[c].Size;
         // Oversize blocks are not handed to normal requests.
         if (size < _maxSplit && found >= _maxSplit)
             return None;
         // Oversize requests accept only a near fit.
         if (size >= _maxSplit && found >= size + _maxNonSplitRounding)
             return None;
-        int c = k.Node;
-        pool.RemoveAt(i);
+        pool.Remove(_nodes, c);
         _nodes[c].InPool = false;
         return c;
     }
@@ -497,30 +497,25 @@ public sealed class CachingAllocator : BlockAllocatorBase, IBlockAllocator
         if (_maxSplit == long.MaxValue)
             return false;
         long key = Math.Max(size, _maxSplit);
-        ref FreeIndex pool = ref small ? ref _smallFree : ref _largeFree;
-        int i = pool.LowerBound(stream, key, long.MinValue);
-        if (i == pool.Count || pool.Keys[i].Stream != stream)
+        FreeBlockIndex pool = Pool(stream, small);
+        int it = pool.LowerBound(_nodes, key);
+        if (it == None)
         {
-            // No single block is large enough: free oversize blocks starting with the largest on this stream. Releasing
-            // the block at position p removes it from the key array without moving the keys before it, so p - 1 stays
-            // its predecessor.
-            int p = i - 1;
-            if (p < 0)
-                return false;
+            // No single block is large enough: free oversize blocks of this stream starting with the largest.
+            int count = pool.CopyTo(_nodes, ref _scratch, 0);
+            _scratch.AsSpan(0, count).Sort(new KeyOrder(_nodes));
             long released = 0;
-            while (p >= 0 && released < key && pool.Keys[p].Size >= _maxSplit && pool.Keys[p].Stream == stream)
+            for (int p = count - 1; p >= 0 && released < key && _nodes[_scratch[p]].Size >= _maxSplit; p--)
             {
-                int cur = pool.Keys[p].Node;
+                int cur = _scratch[p];
                 if (IsUnsplit(cur))
                 {
                     released += _nodes[cur].Size;
                     ReleaseBlock(cur);
                 }
-                p--;
             }
             return released >= key;
         }
-        int it = pool.Keys[i].Node;
         if (!IsUnsplit(it))
             return false;
         ReleaseBlock(it);
@@ -530,13 +525,13 @@ public sealed class CachingAllocator : BlockAllocatorBase, IBlockAllocator
     /// <summary>Frees every unsplit cached block of both pools (PyTorch's release_cached_blocks / empty_cache).</summary>
     private void ReleaseCachedBlocks()
     {
-        ReleaseUnsplit(ref _smallFree);
-        ReleaseUnsplit(ref _largeFree);
+        ReleaseUnsplit(small: true);
+        ReleaseUnsplit(small: false);
     }
 
-    private void ReleaseUnsplit(ref FreeIndex pool)
+    private void ReleaseUnsplit(bool small)
     {
-        int count = CollectInOrder(ref pool);
+        int count = CollectInOrder(small);
         for (int i = 0; i < count; i++)
         {
             int b = _scratch[i];
@@ -555,7 +550,7 @@ public sealed class CachingAllocator : BlockAllocatorBase, IBlockAllocator
         long reclaimed = 0;
         long totalAge = 0;
         long freeable = 0;
-        int count = CollectInOrder(ref _largeFree);
+        int count = CollectInOrder(small: false);
         for (int i = 0; i < count; i++)
         {
             int b = _scratch[i];
@@ -572,7 +567,7 @@ public sealed class CachingAllocator : BlockAllocatorBase, IBlockAllocator
         {
             double ageThreshold = (double)totalAge / freeable;
             freed = false;
-            count = CollectInOrder(ref _largeFree);
+            count = CollectInOrder(small: false);
             for (int i = 0; i < count; i++)
             {
                 int b = _scratch[i];
@@ -698,26 +693,30 @@ public sealed class CachingAllocator : BlockAllocatorBase, IBlockAllocator
         return _segmentCount++;
     }
 
-    // ---------------------------------------------------------------- free-block index ordered by (stream, size, address)
+    // ---------------------------------------------------------------- free-block pools
 
-    // Each pool keeps its free blocks as keys sorted by (stream, size, address): a pool holds tens of blocks, so a binary
-    // search over one contiguous array plus a memmove to insert or remove beats any linked tree (no dependent loads, no
-    // rebalancing). The arrays double when full and are never shrunk, so steady state allocates nothing.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private FreeBlockIndex Pool(int stream, bool small) =>
+        stream == 0 ? (small ? _smallFree : _largeFree) : OtherStreamPool(stream, small);
+
+    private FreeBlockIndex OtherStreamPool(int stream, bool small)
+    {
+        foreach (var (s, l) in _otherStreams)
+        {
+            if (s.Stream == stream)
+                return small ? s : l;
+        }
+        var pair = (Small: new FreeBlockIndex(stream), Large: new FreeBlockIndex(stream));
+        _otherStreams = [.. _otherStreams, pair];
+        return small ? pair.Small : pair.Large;
+    }
 
     private void InsertIntoPool(int b)
     {
         ref Node n = ref _nodes[b];
         n.InPool = true;
-        if (n.Small)
-        {
-            n.GcBase = _smallGcCalls;
-            _smallFree.Insert(n.Stream, n.Size, n.Address, b);
-        }
-        else
-        {
-            n.GcBase = _largeGcCalls;
-            _largeFree.Insert(n.Stream, n.Size, n.Address, b);
-        }
+        n.GcBase = n.Small ? _smallGcCalls : _largeGcCalls;
+        Pool(n.Stream, n.Small).Insert(_nodes, b);
     }
 
     private void RemoveFromPool(int b)
@@ -726,87 +725,20 @@ public sealed class CachingAllocator : BlockAllocatorBase, IBlockAllocator
         if (!n.InPool)
             return;
         n.InPool = false;
-        ref FreeIndex pool = ref n.Small ? ref _smallFree : ref _largeFree;
-        int i = pool.LowerBound(n.Stream, n.Size, n.Address);
-        Debug.Assert(i < pool.Count && pool.Keys[i].Node == b);
-        pool.RemoveAt(i);
+        Pool(n.Stream, n.Small).Remove(_nodes, b);
     }
 
-    /// <summary>Copies the pool's blocks in key order into <see cref="_scratch"/> (callers release blocks while iterating); returns the count.</summary>
-    private int CollectInOrder(ref FreeIndex pool)
+    /// <summary>
+    /// Copies one pool kind's free blocks of every stream into <see cref="_scratch"/> in PyTorch's set order (stream,
+    /// size, address), for the release paths, which free blocks while they iterate; returns the count.
+    /// </summary>
+    private int CollectInOrder(bool small)
     {
-        int count = pool.Count;
-        if (_scratch.Length < count)
-            _scratch = new int[Math.Max(count, _scratch.Length * 2)];
-        for (int i = 0; i < count; i++)
-            _scratch[i] = pool.Keys[i].Node;
+        int count = (small ? _smallFree : _largeFree).CopyTo(_nodes, ref _scratch, 0);
+        foreach (var (s, l) in _otherStreams)
+            count = (small ? s : l).CopyTo(_nodes, ref _scratch, count);
+        _scratch.AsSpan(0, count).Sort(new KeyOrder(_nodes));
         return count;
-    }
-
-    private struct FreeKey
-    {
-        public long Size;
-        public long Address;
-        public int Stream;
-        public int Node;
-    }
-
-    /// <summary>One pool's free blocks, sorted by (stream, size, address); keys are unique because addresses are.</summary>
-    private struct FreeIndex
-    {
-        public FreeKey[] Keys;
-        public int Count;
-
-        public static FreeIndex Create() => new() { Keys = new FreeKey[16] };
-
-        /// <summary>The first position whose key is &gt;= (stream, size, address), or <see cref="Count"/>.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly int LowerBound(int stream, long size, long address)
-        {
-            int n = Count;
-            if (n == 0)
-                return 0;
-            ref FreeKey first = ref MemoryMarshal.GetArrayDataReference(Keys);
-            // Branch-free halving: the comparison outcome is data-dependent and unpredictable, so it feeds a
-            // conditional move instead of a jump; n stays within Count, so the unchecked reads stay inside the array.
-            int lo = 0;
-            while (n > 1)
-            {
-                int half = n >> 1;
-                lo = Less(ref Unsafe.Add(ref first, lo + half), stream, size, address) ? lo + half : lo;
-                n -= half;
-            }
-            return lo + (Less(ref Unsafe.Add(ref first, lo), stream, size, address) ? 1 : 0);
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static bool Less(ref FreeKey k, int stream, long size, long address) =>
-            (k.Stream < stream) | ((k.Stream == stream) & ((k.Size < size) | ((k.Size == size) & (k.Address < address))));
-
-        public void Insert(int stream, long size, long address, int node)
-        {
-            int i = LowerBound(stream, size, address);
-            if (Count == Keys.Length)
-                Array.Resize(ref Keys, Keys.Length * 2);
-            // A plain element loop: pools hold tens of keys, too few for Memmove's dispatch to pay off.
-            ref FreeKey first = ref MemoryMarshal.GetArrayDataReference(Keys);
-            for (int j = Count; j > i; j--)
-                Unsafe.Add(ref first, j) = Unsafe.Add(ref first, j - 1);
-            ref FreeKey k = ref Keys[i];
-            k.Stream = stream;
-            k.Size = size;
-            k.Address = address;
-            k.Node = node;
-            Count++;
-        }
-
-        public void RemoveAt(int i)
-        {
-            Count--;
-            ref FreeKey first = ref MemoryMarshal.GetArrayDataReference(Keys);
-            for (int j = i; j < Count; j++)
-                Unsafe.Add(ref first, j) = Unsafe.Add(ref first, j + 1);
-        }
     }
 
     private struct Node
@@ -822,6 +754,9 @@ public sealed class CachingAllocator : BlockAllocatorBase, IBlockAllocator
         public int Prev;
         public int Next;
         public int NextFree; // free-list link of recycled nodes
+        public int FreePrev; // links within the node's FreeBlockIndex class while it is cached
+        public int FreeNext;
+        public int FreeClass;
         public int Stream;
         public int Tag;
         public int Generation;
