@@ -9,13 +9,13 @@ namespace ZImage.Runtime.Memory;
 /// </summary>
 public abstract class BlockAllocatorBase
 {
-    /// <summary>Guards the policy's state and <see cref="StatsTracker"/>.</summary>
-    private protected readonly Lock _lock = new();
+    /// <summary>Guards the policy's state and <see cref="StatsTracker"/>; free of atomics while one thread drives the allocator.</summary>
+    private protected readonly BiasedLock _gate = new();
     /// <summary>Where segments come from.</summary>
     private protected readonly IDeviceMemoryBackend _backend;
     /// <summary>Whether disposing the allocator disposes <see cref="_backend"/>.</summary>
     private protected readonly bool _ownsBackend;
-    /// <summary>torch.cuda.memory_stats-compatible counters; read and written under <see cref="_lock"/>.</summary>
+    /// <summary>torch.cuda.memory_stats-compatible counters; read and written under <see cref="_gate"/>.</summary>
     private protected readonly StatsTracker _stats = new();
     /// <summary>Trace recorders and other observers.</summary>
     private protected readonly ObserverList _observers = new();
@@ -25,6 +25,9 @@ public abstract class BlockAllocatorBase
         _backend = backend ?? throw new ArgumentNullException(nameof(backend));
         _ownsBackend = ownsBackend;
     }
+
+    /// <summary>The allocator's lock, for diagnostics and tests.</summary>
+    internal BiasedLock Gate => _gate;
 
     /// <summary>The backend segments come from.</summary>
     public IDeviceMemoryBackend Backend => _backend;
@@ -42,21 +45,21 @@ public abstract class BlockAllocatorBase
     /// <summary>A consistent snapshot of the statistics.</summary>
     public AllocatorStatistics GetStatistics()
     {
-        lock (_lock)
+        using (_gate.EnterScope())
             return _stats.Snapshot();
     }
 
     /// <summary>Resets every peak to the current value (per tag too).</summary>
     public void ResetPeakStats()
     {
-        lock (_lock)
+        using (_gate.EnterScope())
             _stats.ResetPeak();
     }
 
     /// <summary>Resets the accumulated allocation/free counts.</summary>
     public void ResetAccumulatedStats()
     {
-        lock (_lock)
+        using (_gate.EnterScope())
             _stats.ResetAccumulated();
     }
 

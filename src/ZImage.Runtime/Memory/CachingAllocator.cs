@@ -56,6 +56,8 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     private long _allocatedBytes;
     private long _reservedBytes;
     private int[] _scratch = new int[64];
+    private readonly bool _anyRoundupDivisions;
+    private DeviceOutOfMemoryException? _pendingOom; // handed from AllocateOnMiss to AllocateCore under the lock
     private bool _disposed;
 
     /// <summary>Creates an allocator over <paramref name="backend"/>.</summary>
@@ -76,6 +78,8 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
             _allowedMax = (long)(fraction * backend.GetMemoryInfo().TotalBytes);
         }
         _gcEnabled = _setFraction && _gcThreshold > 0;
+        for (int i = 0; i < AllocatorSettings.RoundupIntervals; i++)
+            _anyRoundupDivisions |= Settings.GetRoundupPower2Divisions(1L << (20 + i)) > 1;
     }
 
     /// <summary>The policy settings.</summary>
@@ -140,21 +144,21 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     /// <inheritdoc />
     public BlockHandle AllocateBlock(long bytes, string tag, int stream = 0)
     {
-        if (!AllocateCore(bytes, tag, stream, describe: false, out var handle, out _, out var oom))
+        if (!AllocateCore(bytes, tag, stream, out var handle, out var oom))
             throw oom!;
         return handle;
     }
 
     /// <inheritdoc />
     public bool TryAllocateBlock(long bytes, string tag, out BlockHandle handle, int stream = 0) =>
-        AllocateCore(bytes, tag, stream, describe: false, out handle, out _, out _);
+        AllocateCore(bytes, tag, stream, out handle, out _);
 
     /// <inheritdoc />
     public void FreeBlock(BlockHandle handle)
     {
         long id;
         IAllocationObserver[] observers;
-        lock (_lock)
+        using (_gate.EnterScope())
         {
             if (_disposed)
                 return; // segments were returned with the allocator; a late free has nothing left to do
@@ -170,14 +174,14 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     /// <inheritdoc />
     public bool IsLive(BlockHandle handle)
     {
-        lock (_lock)
+        using (_gate.EnterScope())
             return IsLiveNoLock(handle);
     }
 
     /// <inheritdoc />
     public BlockInfo GetBlockInfo(BlockHandle handle)
     {
-        lock (_lock)
+        using (_gate.EnterScope())
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             int b = Resolve(handle);
@@ -191,9 +195,21 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     /// <inheritdoc />
     public override DeviceAllocation Allocate(long bytes, string tag)
     {
-        if (!AllocateCore(bytes, tag, 0, describe: true, out var handle, out var info, out var oom))
-            throw oom!;
-        return new BlockAllocation(this, handle, info);
+        CheckRequest(bytes, tag);
+        DeviceOutOfMemoryException? oom;
+        using (_gate.EnterScope())
+        {
+            int b = AllocateLocked(bytes, tag, 0, out oom);
+            if (b != None)
+            {
+                // Described under the allocation's lock rather than a second one.
+                ref Node n = ref _nodes[b];
+                var info = new BlockInfo(n.Id, n.Address, n.Offset, n.Size, n.Requested, n.Stream, _segments[n.Segment].Segment!, _stats.TagName(n.Tag));
+                return new BlockAllocation(this, new BlockHandle(b, n.Generation), info);
+            }
+        }
+        NotifyOom(bytes, tag, 0);
+        throw oom!;
     }
 
     // ---------------------------------------------------------------- statistics and cache control
@@ -201,7 +217,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     /// <inheritdoc />
     public void EmptyCache()
     {
-        lock (_lock)
+        using (_gate.EnterScope())
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             ReleaseCachedBlocks();
@@ -211,13 +227,13 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     /// <summary>Number of live segments.</summary>
     public int SegmentCount
     {
-        get { lock (_lock) return _liveSegments; }
+        get { using (_gate.EnterScope()) return _liveSegments; }
     }
 
     /// <summary>Segments with their blocks in address order (like <c>torch.cuda.memory_snapshot()</c>); for diagnostics and tests.</summary>
     public IReadOnlyList<SegmentSnapshot> GetSnapshot()
     {
-        lock (_lock)
+        using (_gate.EnterScope())
         {
             var perSegment = new Dictionary<int, List<BlockSnapshot>>();
             for (int i = 0; i < _nodeCount; i++)
@@ -244,7 +260,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     /// <summary>Returns every segment to the backend (live blocks included) and disposes an owned backend. Later frees are ignored.</summary>
     public void Dispose()
     {
-        lock (_lock)
+        using (_gate.EnterScope())
         {
             if (_disposed)
                 return;
@@ -270,62 +286,99 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
 
     // ---------------------------------------------------------------- malloc
 
-    // describe: the class API needs the block's BlockInfo; it is read under the allocation's lock instead of a second one.
-    private bool AllocateCore(long bytes, string tag, int stream, bool describe, out BlockHandle handle, out BlockInfo info, out DeviceOutOfMemoryException? oom)
+    // The cache hit is the hot path and stays small; a miss (device allocation, release-and-retry, OOM) is out of line.
+    // Nothing here writes a BlockInfo: copying that struct (two object references) into an out parameter cost more than
+    // the whole best-fit search.
+    private bool AllocateCore(long bytes, string tag, int stream, out BlockHandle handle, out DeviceOutOfMemoryException? oom)
+    {
+        CheckRequest(bytes, tag);
+        using (_gate.EnterScope())
+        {
+            int b = AllocateLocked(bytes, tag, stream, out oom);
+            if (b != None)
+            {
+                handle = new BlockHandle(b, _nodes[b].Generation);
+                return true;
+            }
+        }
+        handle = default;
+        NotifyOom(bytes, tag, stream);
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CheckRequest(long bytes, string tag)
     {
         ArgumentNullException.ThrowIfNull(tag);
         if (bytes < 0)
             ThrowNegative(bytes);
+    }
+
+    /// <summary>PyTorch's malloc under the lock: the allocated node, or <see cref="None"/> with <paramref name="oom"/> set.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int AllocateLocked(long bytes, string tag, int stream, out DeviceOutOfMemoryException? oom)
+    {
+        if (_disposed)
+            ThrowDisposed();
         oom = null;
-        IAllocationObserver[] observers;
-        lock (_lock)
+        long size = _anyRoundupDivisions ? RoundSize(bytes, Settings) : bytes <= MinBlockSize ? MinBlockSize : (bytes + (MinBlockSize - 1)) & ~(MinBlockSize - 1);
+        bool small = size <= SmallSize;
+        int b = GetFreeBlock(stream, size, small);
+        if (b == None)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            int tagIndex = _stats.TagIndex(tag);
-            long size = RoundSize(bytes, Settings);
-            bool small = size <= SmallSize;
-            long allocSize = GetAllocationSize(size);
-
-            int b = GetFreeBlock(stream, size, small);
+            b = AllocateOnMiss(stream, size, small, bytes, tag);
             if (b == None)
             {
-                if (_gcEnabled)
-                    GarbageCollectCachedBlocks();
-                b = AllocBlock(allocSize, small, stream, isRetry: false);
-                if (b == None && ReleaseAvailableCachedBlocks(stream, size, small))
-                    b = AllocBlock(allocSize, small, stream, isRetry: false);
-                if (b == None)
-                {
-                    ReleaseCachedBlocks();
-                    b = AllocBlock(allocSize, small, stream, isRetry: true);
-                }
-            }
-
-            if (b == None)
-            {
-                _stats.NumOoms++;
-                oom = CreateOom(bytes, allocSize, tag);
-                observers = _observers.Items;
-                handle = default;
-                info = default;
-            }
-            else
-            {
-                handle = AllocFoundBlock(b, size, bytes, small, tagIndex);
-                observers = _observers.Items;
-                ref Node n = ref _nodes[b];
-                foreach (var o in observers)
-                    o.OnAlloc(n.Id, n.Size, bytes, tag, stream);
-                info = describe
-                    ? new BlockInfo(n.Id, n.Address, n.Offset, n.Size, n.Requested, n.Stream, _segments[n.Segment].Segment!, _stats.TagName(n.Tag))
-                    : default;
-                return true;
+                oom = _pendingOom;
+                _pendingOom = null;
+                return None;
             }
         }
-        foreach (var o in observers)
-            o.OnOom(bytes, tag, stream);
-        return false;
+        AllocFoundBlock(b, size, bytes, small, _stats.TagIndex(tag));
+        var observers = _observers.Items;
+        if (observers.Length != 0)
+            NotifyAlloc(observers, _nodes[b].Id, _nodes[b].Size, bytes, tag, stream);
+        return b;
     }
+
+    private void NotifyOom(long bytes, string tag, int stream)
+    {
+        foreach (var o in _observers.Items)
+            o.OnOom(bytes, tag, stream);
+    }
+
+    /// <summary>PyTorch's malloc after a cache miss: gc, alloc_block, release_available_cached_blocks + retry, release_cached_blocks + retry, OOM.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int AllocateOnMiss(int stream, long size, bool small, long bytes, string tag)
+    {
+        long allocSize = GetAllocationSize(size);
+        if (_gcEnabled)
+            GarbageCollectCachedBlocks();
+        int b = AllocBlock(allocSize, small, stream, isRetry: false);
+        if (b == None && ReleaseAvailableCachedBlocks(stream, size, small))
+            b = AllocBlock(allocSize, small, stream, isRetry: false);
+        if (b == None)
+        {
+            ReleaseCachedBlocks();
+            b = AllocBlock(allocSize, small, stream, isRetry: true);
+        }
+        if (b == None)
+        {
+            _stats.NumOoms++;
+            _pendingOom = CreateOom(bytes, allocSize, tag);
+        }
+        return b;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void NotifyAlloc(IAllocationObserver[] observers, long id, long size, long bytes, string tag, int stream)
+    {
+        foreach (var o in observers)
+            o.OnAlloc(id, size, bytes, tag, stream);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowDisposed() => throw new ObjectDisposedException(GetType().FullName);
 
     private int GetFreeBlock(int stream, long size, bool small)
     {
@@ -350,7 +403,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         return c;
     }
 
-    private BlockHandle AllocFoundBlock(int b, long size, long requested, bool small, int tagIndex)
+    private void AllocFoundBlock(int b, long size, long requested, bool small, int tagIndex)
     {
         ref Node blk = ref _nodes[b];
         bool alreadySplit = blk.Prev != None || blk.Next != None;
@@ -391,7 +444,6 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         blk.Id = _nextId++;
         _stats.BlockAllocated(small, blk.Size, requested, size, tagIndex, blk.Size >= _maxSplit);
         Volatile.Write(ref _allocatedBytes, _allocatedBytes + blk.Size);
-        return new BlockHandle(b, blk.Generation);
     }
 
     private int AllocBlock(long allocSize, bool small, int stream, bool isRetry)

@@ -46,7 +46,7 @@ public sealed class NoCacheAllocator : BlockAllocatorBase, IBlockAllocator
     /// <inheritdoc />
     public void FreeBlock(BlockHandle handle)
     {
-        lock (_lock)
+        using (_gate.EnterScope())
         {
             if (_disposed)
                 return;
@@ -70,14 +70,14 @@ public sealed class NoCacheAllocator : BlockAllocatorBase, IBlockAllocator
     /// <inheritdoc />
     public bool IsLive(BlockHandle handle)
     {
-        lock (_lock)
+        using (_gate.EnterScope())
             return IsLiveNoLock(handle);
     }
 
     /// <inheritdoc />
     public BlockInfo GetBlockInfo(BlockHandle handle)
     {
-        lock (_lock)
+        using (_gate.EnterScope())
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             ref Slot s = ref _slots[Resolve(handle)];
@@ -100,7 +100,7 @@ public sealed class NoCacheAllocator : BlockAllocatorBase, IBlockAllocator
     /// <summary>Frees every live block's segment and disposes an owned backend.</summary>
     public void Dispose()
     {
-        lock (_lock)
+        using (_gate.EnterScope())
         {
             if (_disposed)
                 return;
@@ -127,7 +127,7 @@ public sealed class NoCacheAllocator : BlockAllocatorBase, IBlockAllocator
         oom = null;
         long size = Math.Max(CachingAllocator.MinBlockSize, (bytes + CachingAllocator.MinBlockSize - 1) / CachingAllocator.MinBlockSize * CachingAllocator.MinBlockSize);
         IAllocationObserver[] observers;
-        lock (_lock)
+        using (_gate.EnterScope())
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             int tagIndex = _stats.TagIndex(tag);

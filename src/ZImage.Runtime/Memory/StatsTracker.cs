@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ZImage.Runtime.Memory;
 
 /// <summary>A mutable statistic (PyTorch's <c>Stat</c>).</summary>
@@ -8,18 +10,34 @@ internal struct Stat
     public long Allocated;
     public long Freed;
 
+    // Branch-free: the allocator updates a dozen of these per allocation, and Current <= Peak always holds between
+    // updates, so Max leaves Peak alone on a decrease.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Increase(long n)
     {
-        Current += n;
+        long c = Current + n;
+        Current = c;
         Allocated += n;
-        if (Current > Peak)
-            Peak = Current;
+        Peak = Math.Max(Peak, c);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Decrease(long n)
     {
         Current -= n;
         Freed += n;
+    }
+
+    /// <summary>Increase by a positive <paramref name="delta"/>, decrease by a negative one, nothing for 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Change(long delta)
+    {
+        long up = Math.Max(delta, 0);
+        long c = Current + delta;
+        Current = c;
+        Allocated += up;
+        Freed += up - delta;
+        Peak = Math.Max(Peak, c);
     }
 
     public void ResetPeak() => Peak = Current;
@@ -84,12 +102,14 @@ internal sealed class StatsTracker
     private string? _lastTag;
     private int _lastTagIndex;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref PoolStats Pool(bool small) => ref small ? ref Small : ref Large;
 
-    public int TagIndex(string tag)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int TagIndex(string tag) => ReferenceEquals(tag, _lastTag) ? _lastTagIndex : LookUpTag(tag);
+
+    private int LookUpTag(string tag)
     {
-        if (ReferenceEquals(tag, _lastTag))
-            return _lastTagIndex;
         if (!_tagIndex.TryGetValue(tag, out int index))
             index = AddTag(tag);
         _lastTag = tag;
@@ -123,6 +143,7 @@ internal sealed class StatsTracker
             OversizeSegments.Decrease(1);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void BlockAllocated(bool small, long size, long requested, long rounded, int tag, bool oversize)
     {
         Add(ref All, size, requested, rounded);
@@ -143,6 +164,7 @@ internal sealed class StatsTracker
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void BlockFreed(bool small, long size, long requested, long rounded, int tag, bool oversize)
     {
         Sub(ref All, size, requested, rounded);
@@ -163,21 +185,14 @@ internal sealed class StatsTracker
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void InactiveSplitChanged(bool small, long countDelta, long bytesDelta)
     {
-        Change(ref All.InactiveSplit, countDelta);
-        Change(ref All.InactiveSplitBytes, bytesDelta);
+        All.InactiveSplit.Change(countDelta);
+        All.InactiveSplitBytes.Change(bytesDelta);
         ref var p = ref Pool(small);
-        Change(ref p.InactiveSplit, countDelta);
-        Change(ref p.InactiveSplitBytes, bytesDelta);
-
-        static void Change(ref Stat s, long delta)
-        {
-            if (delta > 0)
-                s.Increase(delta);
-            else if (delta < 0)
-                s.Decrease(-delta);
-        }
+        p.InactiveSplit.Change(countDelta);
+        p.InactiveSplitBytes.Change(bytesDelta);
     }
 
     public void ResetPeak()
