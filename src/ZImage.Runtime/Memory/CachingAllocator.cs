@@ -321,6 +321,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         if (_disposed)
             ThrowDisposed();
         oom = null;
+        int tagIndex = _stats.TagIndex(tag); // registered even if the request then fails, as the statistics have always shown
         long size = _anyRoundupDivisions ? RoundSize(bytes, Settings) : bytes <= MinBlockSize ? MinBlockSize : (bytes + (MinBlockSize - 1)) & ~(MinBlockSize - 1);
         bool small = size <= SmallSize;
         int b = GetFreeBlock(stream, size, small);
@@ -334,7 +335,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
                 return None;
             }
         }
-        AllocFoundBlock(b, size, bytes, small, _stats.TagIndex(tag));
+        AllocFoundBlock(b, size, bytes, small, tagIndex);
         var observers = _observers.Items;
         if (observers.Length != 0)
             NotifyAlloc(observers, _nodes[b].Id, _nodes[b].Size, bytes, tag, stream);
