@@ -136,6 +136,26 @@ public class ReferenceModelTests
     }
 
     [Fact]
+    public void CrowdedSizeClassesAndEqualSizedFreeBlocksResolveToTheSmallestThenLowestAddress()
+    {
+        // Dozens of free blocks whose sizes share a size class (within 1/16 of each other) and many exact ties: the
+        // best fit must still be the smallest size, then the lowest address, as PyTorch's ordered set gives.
+        using var twin = new Twin(ByteSize.GiB, "");
+        var rng = new Random(7);
+        var live = new List<Live>();
+        for (int i = 0; i < 120; i++)
+            live.Add(twin.Alloc(i % 3 == 0 ? 8192 : 8192 + 512 * rng.Next(0, 8), "t"));
+        for (int i = 0; i < live.Count; i += 2)
+            twin.Free(live[i]); // every other block: free neighbours cannot merge, so they stay separate entries
+        twin.AssertSame("half freed");
+        for (int i = 0; i < 60; i++)
+            live.Add(twin.Alloc(8192 + 512 * rng.Next(0, 8), "t"));
+        for (int i = 0; i < 40; i++)
+            live.Add(twin.Alloc(2 * MiB + 512 * rng.Next(0, 64), "t")); // large pool: 20 MiB segments split many ways
+        twin.AssertSame("refilled");
+    }
+
+    [Fact]
     public void ReleaseAvailableFreesOversizeBlocksOfTheRequestingStreamLargestFirstUntilEnough()
     {
         using var twin = new Twin(250 * MiB, "max_split_size_mb:40");
