@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace ZImage.Runtime.Memory;
 
@@ -10,8 +11,7 @@ internal struct Stat
     public long Allocated;
     public long Freed;
 
-    // Branch-free: the allocator updates a dozen of these per allocation, and Current <= Peak always holds between
-    // updates, so Max leaves Peak alone on a decrease.
+    // Branch-free: Current <= Peak holds between updates, so Max is exact.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Increase(long n)
     {
@@ -28,18 +28,6 @@ internal struct Stat
         Freed += n;
     }
 
-    /// <summary>Increase by a positive <paramref name="delta"/>, decrease by a negative one, nothing for 0.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Change(long delta)
-    {
-        long up = Math.Max(delta, 0);
-        long c = Current + delta;
-        Current = c;
-        Allocated += up;
-        Freed += up - delta;
-        Peak = Math.Max(Peak, c);
-    }
-
     public void ResetPeak() => Peak = Current;
 
     public void ResetAccumulated()
@@ -52,6 +40,54 @@ internal struct Stat
 }
 
 /// <summary>
+/// Four statistics updated together, one per lane: the allocator changes a block's count and its bytes in the same
+/// step, so one vector add (and one max for the peaks) replaces four scalar read-modify-writes and their peak branches.
+/// Lanes that an update leaves at 0 are unchanged, peaks included, because Current never exceeds Peak between updates.
+/// </summary>
+internal struct StatQuad
+{
+    public Vector256<long> Current, Peak, Allocated, Freed;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Increase(Vector256<long> n)
+    {
+        var c = Current + n;
+        Current = c;
+        Allocated += n;
+        Peak = Vector256.Max(Peak, c);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Decrease(Vector256<long> n)
+    {
+        Current -= n;
+        Freed += n;
+    }
+
+    /// <summary>Per lane: an increase by a positive delta, a decrease by a negative one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Change(Vector256<long> delta)
+    {
+        var up = Vector256.Max(delta, Vector256<long>.Zero);
+        var c = Current + delta;
+        Current = c;
+        Allocated += up;
+        Freed += up - delta;
+        Peak = Vector256.Max(Peak, c);
+    }
+
+    public void ResetPeak() => Peak = Current;
+
+    public void ResetAccumulated()
+    {
+        Allocated = Vector256<long>.Zero;
+        Freed = Vector256<long>.Zero;
+    }
+
+    public readonly StatValue Snapshot(int lane) => new(Current[lane], Peak[lane], Allocated[lane], Freed[lane]);
+}
+
+/// <summary>
 /// The statistics of one pool selection; the allocator updates <c>all</c> and the block's pool. PyTorch's <c>active</c> and
 /// <c>active_bytes</c> differ from <c>allocation</c> and <c>allocated_bytes</c> only for blocks whose free waits on
 /// cross-stream events, which these allocators never defer, so they are reported from the same counters instead of
@@ -59,30 +95,35 @@ internal struct Stat
 /// </summary>
 internal struct PoolStats
 {
-    public Stat Allocation, Segment, InactiveSplit, AllocatedBytes, ReservedBytes, InactiveSplitBytes, RequestedBytes, RoundedBytes;
+    /// <summary>Lanes: allocation (count), allocated_bytes, requested_bytes, rounded bytes.</summary>
+    public StatQuad Blocks;
+    /// <summary>Lanes: segment (count), reserved_bytes, inactive_split (count), inactive_split_bytes.</summary>
+    public StatQuad Segments;
 
     public void ResetPeak()
     {
-        Allocation.ResetPeak(); Segment.ResetPeak(); InactiveSplit.ResetPeak(); AllocatedBytes.ResetPeak();
-        ReservedBytes.ResetPeak(); InactiveSplitBytes.ResetPeak(); RequestedBytes.ResetPeak(); RoundedBytes.ResetPeak();
+        Blocks.ResetPeak();
+        Segments.ResetPeak();
     }
 
     public void ResetAccumulated()
     {
-        Allocation.ResetAccumulated(); Segment.ResetAccumulated(); InactiveSplit.ResetAccumulated();
-        AllocatedBytes.ResetAccumulated(); ReservedBytes.ResetAccumulated();
-        InactiveSplitBytes.ResetAccumulated(); RequestedBytes.ResetAccumulated(); RoundedBytes.ResetAccumulated();
+        Blocks.ResetAccumulated();
+        Segments.ResetAccumulated();
     }
 
-    public readonly PoolStatistics Snapshot() => new(
-        Allocation.Snapshot(), Segment.Snapshot(), Allocation.Snapshot(), InactiveSplit.Snapshot(), AllocatedBytes.Snapshot(),
-        ReservedBytes.Snapshot(), AllocatedBytes.Snapshot(), InactiveSplitBytes.Snapshot(), RequestedBytes.Snapshot(), RoundedBytes.Snapshot());
+    public readonly PoolStatistics Snapshot()
+    {
+        StatValue allocation = Blocks.Snapshot(0), allocatedBytes = Blocks.Snapshot(1);
+        return new(allocation, Segments.Snapshot(0), allocation, Segments.Snapshot(2), allocatedBytes,
+            Segments.Snapshot(1), allocatedBytes, Segments.Snapshot(3), Blocks.Snapshot(2), Blocks.Snapshot(3));
+    }
 }
 
-/// <summary>Per-tag counters.</summary>
+/// <summary>Per-tag counters; lanes: allocation (count), allocated bytes, requested bytes, unused.</summary>
 internal struct TagStats
 {
-    public Stat Allocation, AllocatedBytes, RequestedBytes;
+    public StatQuad Blocks;
 }
 
 /// <summary>
@@ -122,11 +163,9 @@ internal sealed class StatsTracker
     public void SegmentAllocated(bool small, long size, bool oversize)
     {
         NumDeviceAlloc++;
-        All.Segment.Increase(1);
-        All.ReservedBytes.Increase(size);
-        ref var p = ref Pool(small);
-        p.Segment.Increase(1);
-        p.ReservedBytes.Increase(size);
+        var d = Vector256.Create(1, size, 0, 0);
+        All.Segments.Increase(d);
+        Pool(small).Segments.Increase(d);
         if (oversize)
             OversizeSegments.Increase(1);
     }
@@ -134,11 +173,9 @@ internal sealed class StatsTracker
     public void SegmentFreed(bool small, long size, bool oversize)
     {
         NumDeviceFree++;
-        All.Segment.Decrease(1);
-        All.ReservedBytes.Decrease(size);
-        ref var p = ref Pool(small);
-        p.Segment.Decrease(1);
-        p.ReservedBytes.Decrease(size);
+        var d = Vector256.Create(1, size, 0, 0);
+        All.Segments.Decrease(d);
+        Pool(small).Segments.Decrease(d);
         if (oversize)
             OversizeSegments.Decrease(1);
     }
@@ -146,53 +183,31 @@ internal sealed class StatsTracker
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void BlockAllocated(bool small, long size, long requested, long rounded, int tag, bool oversize)
     {
-        Add(ref All, size, requested, rounded);
-        Add(ref Pool(small), size, requested, rounded);
+        var d = Vector256.Create(1, size, requested, rounded);
+        All.Blocks.Increase(d);
+        Pool(small).Blocks.Increase(d);
         if (oversize)
             OversizeAllocations.Increase(1);
-        ref var t = ref _tags[tag];
-        t.Allocation.Increase(1);
-        t.AllocatedBytes.Increase(size);
-        t.RequestedBytes.Increase(requested);
-
-        static void Add(ref PoolStats p, long size, long requested, long rounded)
-        {
-            p.Allocation.Increase(1);
-            p.AllocatedBytes.Increase(size);
-            p.RequestedBytes.Increase(requested);
-            p.RoundedBytes.Increase(rounded);
-        }
+        _tags[tag].Blocks.Increase(Vector256.Create(1, size, requested, 0));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void BlockFreed(bool small, long size, long requested, long rounded, int tag, bool oversize)
     {
-        Sub(ref All, size, requested, rounded);
-        Sub(ref Pool(small), size, requested, rounded);
+        var d = Vector256.Create(1, size, requested, rounded);
+        All.Blocks.Decrease(d);
+        Pool(small).Blocks.Decrease(d);
         if (oversize)
             OversizeAllocations.Decrease(1);
-        ref var t = ref _tags[tag];
-        t.Allocation.Decrease(1);
-        t.AllocatedBytes.Decrease(size);
-        t.RequestedBytes.Decrease(requested);
-
-        static void Sub(ref PoolStats p, long size, long requested, long rounded)
-        {
-            p.Allocation.Decrease(1);
-            p.AllocatedBytes.Decrease(size);
-            p.RequestedBytes.Decrease(requested);
-            p.RoundedBytes.Decrease(rounded);
-        }
+        _tags[tag].Blocks.Decrease(Vector256.Create(1, size, requested, 0));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void InactiveSplitChanged(bool small, long countDelta, long bytesDelta)
     {
-        All.InactiveSplit.Change(countDelta);
-        All.InactiveSplitBytes.Change(bytesDelta);
-        ref var p = ref Pool(small);
-        p.InactiveSplit.Change(countDelta);
-        p.InactiveSplitBytes.Change(bytesDelta);
+        var d = Vector256.Create(0, 0, countDelta, bytesDelta);
+        All.Segments.Change(d);
+        Pool(small).Segments.Change(d);
     }
 
     public void ResetPeak()
@@ -203,11 +218,7 @@ internal sealed class StatsTracker
         OversizeAllocations.ResetPeak();
         OversizeSegments.ResetPeak();
         for (int i = 0; i < _tagCount; i++)
-        {
-            _tags[i].Allocation.ResetPeak();
-            _tags[i].AllocatedBytes.ResetPeak();
-            _tags[i].RequestedBytes.ResetPeak();
-        }
+            _tags[i].Blocks.ResetPeak();
     }
 
     public void ResetAccumulated()
@@ -219,18 +230,14 @@ internal sealed class StatsTracker
         OversizeSegments.ResetAccumulated();
         NumAllocRetries = NumOoms = NumDeviceAlloc = NumDeviceFree = 0;
         for (int i = 0; i < _tagCount; i++)
-        {
-            _tags[i].Allocation.ResetAccumulated();
-            _tags[i].AllocatedBytes.ResetAccumulated();
-            _tags[i].RequestedBytes.ResetAccumulated();
-        }
+            _tags[i].Blocks.ResetAccumulated();
     }
 
     public AllocatorStatistics Snapshot()
     {
         var tags = new Dictionary<string, TagStatistics>(_tagCount, StringComparer.Ordinal);
         for (int i = 0; i < _tagCount; i++)
-            tags[_tagNames[i]] = new TagStatistics(_tagNames[i], _tags[i].Allocation.Snapshot(), _tags[i].AllocatedBytes.Snapshot(), _tags[i].RequestedBytes.Snapshot());
+            tags[_tagNames[i]] = new TagStatistics(_tagNames[i], _tags[i].Blocks.Snapshot(0), _tags[i].Blocks.Snapshot(1), _tags[i].Blocks.Snapshot(2));
         return new AllocatorStatistics
         {
             All = All.Snapshot(),
