@@ -47,9 +47,9 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     private int _liveSegments;
     // Free blocks per (stream, pool). Stream 0 carries nearly every allocation, so its two indexes are fields; other
     // streams get theirs on first use.
-    private readonly FreeBlockIndex _smallFree = new(0);
-    private readonly FreeBlockIndex _largeFree = new(0);
-    private (FreeBlockIndex Small, FreeBlockIndex Large)[] _otherStreams = [];
+    // _pools[2k] / _pools[2k + 1] are the small / large pool of the k-th stream seen (stream 0 first); every node
+    // carries its pool's index, so inserting and removing never has to look the pool up.
+    private FreeBlockIndex[] _pools = [new(0), new(0)];
     private long _smallGcCalls;
     private long _largeGcCalls;
     private long _nextId = 1;
@@ -383,7 +383,8 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
 
     private int GetFreeBlock(int stream, long size, bool small)
     {
-        FreeBlockIndex pool = Pool(stream, small);
+        int index = PoolIndex(stream, small); // before reading _pools: a stream's first use grows it
+        FreeBlockIndex pool = _pools[index];
         if (_gcEnabled)
         {
             if (small) _smallGcCalls++;
@@ -421,6 +422,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
             rem.Segment = blk.Segment;
             rem.Stream = blk.Stream;
             rem.Small = blk.Small;
+            rem.Pool = blk.Pool;
             rem.Prev = b;
             rem.Next = blk.Next;
             if (rem.Next != None)
@@ -428,10 +430,8 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
             blk.Next = r;
             blk.Size = size;
             InsertIntoPool(r);
-            if (alreadySplit)
-                _stats.InactiveSplitChanged(small, 0, -size); // an already-split inactive block shrank by size
-            else
-                _stats.InactiveSplitChanged(small, 1, remaining); // a new inactive split block appeared
+            // An already-split inactive block shrank by size, or a new inactive split block appeared.
+            _stats.InactiveSplitChanged(small, alreadySplit ? 0 : 1, alreadySplit ? -size : remaining);
         }
         else if (alreadySplit)
         {
@@ -472,6 +472,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         n.Segment = s;
         n.Stream = stream;
         n.Small = small;
+        n.Pool = PoolIndex(stream, small);
         n.Prev = None;
         n.Next = None;
         _stats.SegmentAllocated(small, allocSize, allocSize >= _maxSplit);
@@ -491,34 +492,39 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         _stats.BlockFreed(small, originalSize, blk.Requested, blk.Rounded, blk.Tag, originalSize >= _maxSplit);
         Volatile.Write(ref _allocatedBytes, _allocatedBytes - originalSize);
 
-        long splitCountDelta = 0;
-        long splitBytesDelta = 0;
-        long subsumed = TryMerge(b, _nodes[b].Prev);
-        if (subsumed > 0)
+        // Inactive-split change: each merged neighbour was an inactive split block and is gone; the merged block is one
+        // if its segment is still split. An unsplit block that stays unsplit changes nothing.
+        int prev = blk.Prev, next = blk.Next;
+        if ((prev & next) == None)
         {
-            splitCountDelta--;
-            splitBytesDelta -= subsumed;
+            InsertIntoPool(b); // both links are None: an unsplit segment-sized block
+            return;
         }
-        subsumed = TryMerge(b, _nodes[b].Next);
-        if (subsumed > 0)
+        long splitCount = 0, splitBytes = 0;
+        if (prev != None && !_nodes[prev].Allocated)
         {
-            splitCountDelta--;
-            splitBytesDelta -= subsumed;
+            splitCount--;
+            splitBytes -= MergeInto(b, prev);
+        }
+        if (next != None && !_nodes[next].Allocated)
+        {
+            splitCount--;
+            splitBytes -= MergeInto(b, next);
         }
         InsertIntoPool(b);
         ref Node merged = ref _nodes[b];
         if (merged.Prev != None || merged.Next != None)
         {
-            splitCountDelta++;
-            splitBytesDelta += merged.Size;
+            splitCount++;
+            splitBytes += merged.Size;
         }
-        _stats.InactiveSplitChanged(small, splitCountDelta, splitBytesDelta);
+        if ((splitCount | splitBytes) != 0)
+            _stats.InactiveSplitChanged(small, splitCount, splitBytes);
     }
 
-    private long TryMerge(int dst, int src)
+    /// <summary>Merges the free neighbour <paramref name="src"/> into <paramref name="dst"/>; returns the bytes it held.</summary>
+    private long MergeInto(int dst, int src)
     {
-        if (src == None || _nodes[src].Allocated)
-            return 0;
         ref Node d = ref _nodes[dst];
         ref Node s = ref _nodes[src];
         RemoveFromPool(src);
@@ -550,7 +556,8 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         if (_maxSplit == long.MaxValue)
             return false;
         long key = Math.Max(size, _maxSplit);
-        FreeBlockIndex pool = Pool(stream, small);
+        int index = PoolIndex(stream, small); // before reading _pools: a stream's first use grows it
+        FreeBlockIndex pool = _pools[index];
         int it = pool.LowerBound(_nodes, key);
         if (it == None)
         {
@@ -748,28 +755,28 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
 
     // ---------------------------------------------------------------- free-block pools
 
+    /// <summary>The index into <see cref="_pools"/> of a stream's small or large pool; creates them on a stream's first use.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private FreeBlockIndex Pool(int stream, bool small) =>
-        stream == 0 ? (small ? _smallFree : _largeFree) : OtherStreamPool(stream, small);
+    private int PoolIndex(int stream, bool small) => (stream == 0 ? 0 : OtherStreamPools(stream)) + (small ? 0 : 1);
 
-    private FreeBlockIndex OtherStreamPool(int stream, bool small)
+    private int OtherStreamPools(int stream)
     {
-        foreach (var (s, l) in _otherStreams)
+        for (int i = 2; i < _pools.Length; i += 2)
         {
-            if (s.Stream == stream)
-                return small ? s : l;
+            if (_pools[i].Stream == stream)
+                return i;
         }
-        var pair = (Small: new FreeBlockIndex(stream), Large: new FreeBlockIndex(stream));
-        _otherStreams = [.. _otherStreams, pair];
-        return small ? pair.Small : pair.Large;
+        _pools = [.. _pools, new FreeBlockIndex(stream), new FreeBlockIndex(stream)];
+        return _pools.Length - 2;
     }
 
     private void InsertIntoPool(int b)
     {
         ref Node n = ref _nodes[b];
         n.InPool = true;
-        n.GcBase = n.Small ? _smallGcCalls : _largeGcCalls;
-        Pool(n.Stream, n.Small).Insert(_nodes, b);
+        if (_gcEnabled)
+            n.GcBase = n.Small ? _smallGcCalls : _largeGcCalls;
+        _pools[n.Pool].Insert(_nodes, b);
     }
 
     private void RemoveFromPool(int b)
@@ -778,7 +785,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         if (!n.InPool)
             return;
         n.InPool = false;
-        Pool(n.Stream, n.Small).Remove(_nodes, b);
+        _pools[n.Pool].Remove(_nodes, b);
     }
 
     /// <summary>
@@ -787,9 +794,9 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     /// </summary>
     private int CollectInOrder(bool small)
     {
-        int count = (small ? _smallFree : _largeFree).CopyTo(_nodes, ref _scratch, 0);
-        foreach (var (s, l) in _otherStreams)
-            count = (small ? s : l).CopyTo(_nodes, ref _scratch, count);
+        int count = 0;
+        for (int i = small ? 0 : 1; i < _pools.Length; i += 2)
+            count = _pools[i].CopyTo(_nodes, ref _scratch, count);
         _scratch.AsSpan(0, count).Sort(new KeyOrder(_nodes));
         return count;
     }
@@ -810,6 +817,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         public int FreePrev; // links within the node's FreeBlockIndex class while it is cached
         public int FreeNext;
         public int FreeClass;
+        public int Pool; // index into _pools
         public int Stream;
         public int Tag;
         public int Generation;
