@@ -721,13 +721,11 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
             i = _nodeCount++;
             _nodes[i].Generation = 1;
         }
+        // Not cleared: a recycled node was released free and out of its pool, and both callers set every field a free
+        // block uses (the allocation fields are written when it is handed out).
         ref Node n = ref _nodes[i];
-        int gen = n.Generation;
-        n = default;
-        n.Generation = gen;
+        Debug.Assert(!n.Allocated && !n.InPool);
         n.Live = true;
-        n.Prev = None;
-        n.Next = None;
         return i;
     }
 
