@@ -411,6 +411,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         bool alreadySplit = blk.Prev != None || blk.Next != None;
         long remaining = blk.Size - size;
         bool split = small ? remaining >= MinBlockSize : size < _maxSplit && remaining > SmallSize;
+        long splitCount = 0, splitBytes = 0;
         if (split)
         {
             int r = NewNode();
@@ -431,11 +432,13 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
             blk.Size = size;
             InsertIntoPool(r);
             // An already-split inactive block shrank by size, or a new inactive split block appeared.
-            _stats.InactiveSplitChanged(small, alreadySplit ? 0 : 1, alreadySplit ? -size : remaining);
+            splitCount = alreadySplit ? 0 : 1;
+            splitBytes = alreadySplit ? -size : remaining;
         }
         else if (alreadySplit)
         {
-            _stats.InactiveSplitChanged(small, -1, -blk.Size);
+            splitCount = -1;
+            splitBytes = -blk.Size;
         }
 
         blk.Allocated = true;
@@ -443,7 +446,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         blk.Rounded = size;
         blk.Tag = tagIndex;
         blk.Id = _nextId++;
-        _stats.BlockAllocated(small, blk.Size, requested, size, tagIndex, blk.Size >= _maxSplit);
+        _stats.BlockAllocated(small, blk.Size, requested, size, tagIndex, blk.Size >= _maxSplit, splitCount, splitBytes);
         Volatile.Write(ref _allocatedBytes, _allocatedBytes + blk.Size);
     }
 
@@ -489,7 +492,6 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         long originalSize = blk.Size;
         blk.Allocated = false;
         blk.Generation = NextGeneration(blk.Generation);
-        _stats.BlockFreed(small, originalSize, blk.Requested, blk.Rounded, blk.Tag, originalSize >= _maxSplit);
         Volatile.Write(ref _allocatedBytes, _allocatedBytes - originalSize);
 
         // Inactive-split change: each merged neighbour was an inactive split block and is gone; the merged block is one
@@ -497,6 +499,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         int prev = blk.Prev, next = blk.Next;
         if ((prev & next) == None)
         {
+            _stats.BlockFreed(small, originalSize, blk.Requested, blk.Rounded, blk.Tag, originalSize >= _maxSplit);
             InsertIntoPool(b); // both links are None: an unsplit segment-sized block
             return;
         }
@@ -518,8 +521,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
             splitCount++;
             splitBytes += merged.Size;
         }
-        if ((splitCount | splitBytes) != 0)
-            _stats.InactiveSplitChanged(small, splitCount, splitBytes);
+        _stats.BlockFreed(small, originalSize, merged.Requested, merged.Rounded, merged.Tag, originalSize >= _maxSplit, splitCount, splitBytes);
     }
 
     /// <summary>Merges the free neighbour <paramref name="src"/> into <paramref name="dst"/>; returns the bytes it held.</summary>

@@ -112,7 +112,7 @@ internal static class PoolStats
 /// 32-byte vectors, and a vector that straddles a cache line (which an ordinary object field may) costs a split load and
 /// defeats store-to-load forwarding between consecutive operations.
 /// </remarks>
-internal sealed class StatsTracker
+internal sealed unsafe class StatsTracker
 {
     // Quads 0 and 1 hold only the peaks of "all" (blocks, segments): its other values are the sums of the two pools',
     // so each operation updates its pool and one peak instead of two full sets. Then small blocks/segments (2, 3),
@@ -129,14 +129,14 @@ internal sealed class StatsTracker
     private int _tagCount;
     private string? _lastTag;
     private int _lastTagIndex;
-    private long[] _quads = [];
-    private int _quadBase; // index of the first aligned long in _quads
+    private long[] _quads = [];     // pinned; keeps _quadPtr's memory alive
+    private int _quadBase;          // index of the first aligned long in _quads
+    private StatQuad* _quadPtr;     // &_quads[_quadBase]
 
     public StatsTracker() => GrowQuads(TagQuads + 8);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ref StatQuad Quad(int i) =>
-        ref Unsafe.As<long, StatQuad>(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_quads), _quadBase + i * LongsPerQuad));
+    private ref StatQuad Quad(int i) => ref _quadPtr[i];
 
     // Small pool: quads 2 (blocks) and 3 (segments); large pool: 4 and 5.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -173,31 +173,39 @@ internal sealed class StatsTracker
             OversizeSegments.Decrease(1);
     }
 
+    /// <summary>A block was handed out; <paramref name="splitCount"/>/<paramref name="splitBytes"/> is the inactive-split change it caused.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void BlockAllocated(bool small, long size, long requested, long rounded, int tag, bool oversize)
+    public void BlockAllocated(bool small, long size, long requested, long rounded, int tag, bool oversize, long splitCount = 0, long splitBytes = 0)
     {
         var d = Vector256.Create(1, size, requested, rounded);
-        Quad(PoolQuad(small)).Increase(d);
+        int pool = PoolQuad(small);
+        Quad(pool).Increase(d);
         UpdateAllPeak(AllBlocks);
         if (oversize)
             OversizeAllocations.Increase(1);
         Quad(TagQuads + tag).Increase(d);
+        if ((splitCount | splitBytes) != 0)
+            InactiveSplitChanged(pool + 1, splitCount, splitBytes);
     }
 
+    /// <summary>A block was freed; <paramref name="splitCount"/>/<paramref name="splitBytes"/> is the inactive-split change its merge caused.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void BlockFreed(bool small, long size, long requested, long rounded, int tag, bool oversize)
+    public void BlockFreed(bool small, long size, long requested, long rounded, int tag, bool oversize, long splitCount = 0, long splitBytes = 0)
     {
         var d = Vector256.Create(1, size, requested, rounded);
-        Quad(PoolQuad(small)).Decrease(d);
+        int pool = PoolQuad(small);
+        Quad(pool).Decrease(d);
         if (oversize)
             OversizeAllocations.Decrease(1);
         Quad(TagQuads + tag).Decrease(d); // the fourth lane is kept but not reported for tags
+        if ((splitCount | splitBytes) != 0)
+            InactiveSplitChanged(pool + 1, splitCount, splitBytes);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void InactiveSplitChanged(bool small, long countDelta, long bytesDelta)
+    private void InactiveSplitChanged(int segmentsQuad, long countDelta, long bytesDelta)
     {
-        Quad(PoolQuad(small) + 1).Change(Vector256.Create(0, 0, countDelta, bytesDelta));
+        Quad(segmentsQuad).Change(Vector256.Create(0, 0, countDelta, bytesDelta));
         UpdateAllPeak(AllSegments);
     }
 
@@ -288,5 +296,6 @@ internal sealed class StatsTracker
             _quads.AsSpan(_quadBase, (TagQuads + _tagCount) * LongsPerQuad).CopyTo(next.AsSpan(nextBase));
         _quads = next;
         _quadBase = nextBase;
+        _quadPtr = (StatQuad*)Unsafe.AsPointer(ref next[nextBase]);
     }
 }
