@@ -94,6 +94,7 @@ public sealed partial class CachingAllocator
             Count--;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private void ClearClass(int c)
         {
             int w = c >> 6;
@@ -104,6 +105,7 @@ public sealed partial class CachingAllocator
         }
 
         /// <summary>The free block with the smallest (size, address) whose size is at least <paramref name="size"/>, or <see cref="None"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public int LowerBound(Node[] nodes, long size)
         {
             int c = ClassOf(size);
@@ -122,6 +124,7 @@ public sealed partial class CachingAllocator
         }
 
         /// <summary>The first non-empty class at or after <paramref name="from"/>, or -1.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private int NextClass(int from)
         {
             int w = from >> 6;
@@ -139,6 +142,7 @@ public sealed partial class CachingAllocator
             return (w << 6) | BitOperations.TrailingZeroCount(_words[w]);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static int Smallest(Node[] nodes, int first)
         {
             int best = first;

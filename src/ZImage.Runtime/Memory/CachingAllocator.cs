@@ -381,6 +381,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowDisposed() => throw new ObjectDisposedException(GetType().FullName);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int GetFreeBlock(int stream, long size, bool small)
     {
         int index = PoolIndex(stream, small); // before reading _pools: a stream's first use grows it
@@ -405,6 +406,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         return c;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void AllocFoundBlock(int b, long size, long requested, bool small, int tagIndex)
     {
         ref Node blk = ref _nodes[b];
@@ -485,6 +487,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
 
     // ---------------------------------------------------------------- free
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void FreeCore(int b)
     {
         ref Node blk = ref _nodes[b];
@@ -525,6 +528,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     }
 
     /// <summary>Merges the free neighbour <paramref name="src"/> into <paramref name="dst"/>; returns the bytes it held.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long MergeInto(int dst, int src)
     {
         ref Node d = ref _nodes[dst];
@@ -708,6 +712,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
 
     private static int NextGeneration(int g) => g == int.MaxValue ? 1 : g + 1;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int NewNode()
     {
         int i;
@@ -731,6 +736,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         return i;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ReleaseNode(int i)
     {
         ref Node n = ref _nodes[i];
@@ -770,6 +776,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         return _pools.Length - 2;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void InsertIntoPool(int b)
     {
         ref Node n = ref _nodes[b];
@@ -779,6 +786,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         _pools[n.Pool].Insert(_nodes, b);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void RemoveFromPool(int b)
     {
         ref Node n = ref _nodes[b];
