@@ -154,6 +154,9 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         AllocateCore(bytes, tag, stream, out handle, out _);
 
     /// <inheritdoc />
+    // Not inlined into callers: compiled on its own, the whole hit path (merge, pool insert, statistics) fits the JIT's
+    // inlining budget; inlined into a caller's loop it would not.
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public void FreeBlock(BlockHandle handle)
     {
         long id;
@@ -289,6 +292,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     // The cache hit is the hot path and stays small; a miss (device allocation, release-and-retry, OOM) is out of line.
     // Nothing here writes a BlockInfo: copying that struct (two object references) into an out parameter cost more than
     // the whole best-fit search.
+    [MethodImpl(MethodImplOptions.NoInlining)] // see FreeBlock
     private bool AllocateCore(long bytes, string tag, int stream, out BlockHandle handle, out DeviceOutOfMemoryException? oom)
     {
         CheckRequest(bytes, tag);
