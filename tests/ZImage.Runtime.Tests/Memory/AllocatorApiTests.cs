@@ -171,26 +171,7 @@ public class ConcurrencyTests
     {
         var (backend, a) = Create(ByteSize.GiB);
         using var _a = a;
-        Parallel.For(0, 4, worker =>
-        {
-            var rng = new Random(worker);
-            var mine = new List<BlockHandle>();
-            for (int i = 0; i < 2000; i++)
-            {
-                if (mine.Count > 0 && rng.Next(2) == 0)
-                {
-                    int k = rng.Next(mine.Count);
-                    a.FreeBlock(mine[k]);
-                    mine.RemoveAt(k);
-                }
-                else
-                {
-                    mine.Add(a.AllocateBlock(rng.Next(1, 4 * (int)MiB), "w" + worker));
-                }
-            }
-            foreach (var h in mine)
-                a.FreeBlock(h);
-        });
+        Parallel.For(0, 4, worker => AllocAndFreeAtRandom(a, worker, 2000, "w" + worker));
         Check(a, backend, []);
         Assert.Equal(0, a.AllocatedBytes);
         a.EmptyCache();

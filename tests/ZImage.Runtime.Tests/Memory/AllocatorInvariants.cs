@@ -16,6 +16,31 @@ internal static class AllocatorInvariants
         return (backend, new CachingAllocator(backend, settings, ownsBackend: true));
     }
 
+    /// <summary>
+    /// Allocates (1 B to 4 MiB, tag <paramref name="tag"/>) and frees at random, <paramref name="ops"/> times, then frees
+    /// what is left: the workload the concurrency tests run on several threads at once.
+    /// </summary>
+    public static void AllocAndFreeAtRandom(CachingAllocator allocator, int seed, int ops, string tag)
+    {
+        var rng = new Random(seed);
+        var mine = new List<BlockHandle>();
+        for (int i = 0; i < ops; i++)
+        {
+            if (mine.Count > 0 && rng.Next(2) == 0)
+            {
+                int k = rng.Next(mine.Count);
+                allocator.FreeBlock(mine[k]);
+                mine.RemoveAt(k);
+            }
+            else
+            {
+                mine.Add(allocator.AllocateBlock(rng.Next(1, 4 * (int)MiB), tag));
+            }
+        }
+        foreach (var h in mine)
+            allocator.FreeBlock(h);
+    }
+
     /// <summary>Checks tiling, merge, split and oversize rules and that statistics equal a recomputation.</summary>
     public static void Check(CachingAllocator allocator, SimulatedDeviceBackend backend, IReadOnlyCollection<BlockHandle> live)
     {

@@ -137,26 +137,7 @@ public class BiasedLockTests
         var (backend, a) = Create(ByteSize.GiB);
         using var _a = a;
         // One thread drives the allocator long enough to own its lock, then four threads share it, then one again.
-        void Drive(int seed, int ops)
-        {
-            var rng = new Random(seed);
-            var mine = new List<BlockHandle>();
-            for (int i = 0; i < ops; i++)
-            {
-                if (mine.Count > 0 && rng.Next(2) == 0)
-                {
-                    int k = rng.Next(mine.Count);
-                    a.FreeBlock(mine[k]);
-                    mine.RemoveAt(k);
-                }
-                else
-                {
-                    mine.Add(a.AllocateBlock(rng.Next(1, 4 * (int)MiB), "d" + seed));
-                }
-            }
-            foreach (var h in mine)
-                a.FreeBlock(h);
-        }
+        void Drive(int seed, int ops) => AllocAndFreeAtRandom(a, seed, ops, "d" + seed);
         var first = new Thread(() => Drive(0, 3 * BiasedLock.DefaultBiasAfter));
         first.Start();
         first.Join();
