@@ -14,6 +14,9 @@ namespace ZImage.Bench.Allocator;
 /// steady state of a denoising loop). Reports ns per alloc+free pair, managed allocations (MemoryDiagnoser), and, in extra
 /// columns computed in the host process, device calls per pair in steady state and peak reserved / allocated.
 /// ArrayPool replays the same sizes with <see cref="ArrayPool{T}.Shared"/> Rent/Return as the managed baseline.
+/// The allocator's lock is biased to the benchmark thread after its first 1024 acquisitions (one replay), so warm-up
+/// reaches the steady state a device thread sees. Run out of process (the default; <c>--job medium</c> for figures worth
+/// quoting): with <c>--inProcess</c> every case shares one JIT-compiled benchmark method and its profile.
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(Config))]
