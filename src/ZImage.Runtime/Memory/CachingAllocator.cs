@@ -45,10 +45,9 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     private int _segmentCount;
     private int _freeSegment = None;
     private int _liveSegments;
-    // Free blocks per (stream, pool). Stream 0 carries nearly every allocation, so its two indexes are fields; other
-    // streams get theirs on first use.
-    // _pools[2k] / _pools[2k + 1] are the small / large pool of the k-th stream seen (stream 0 first); every node
-    // carries its pool's index, so inserting and removing never has to look the pool up.
+    // Free blocks per (stream, pool): _pools[2k] / _pools[2k + 1] are the small / large pool of the k-th stream seen
+    // (stream 0 first, others on first use); every node carries its pool's index, so inserting and removing never has
+    // to look the pool up.
     private FreeBlockIndex[] _pools = [new(0), new(0)];
     private long _smallGcCalls;
     private long _largeGcCalls;
