@@ -41,9 +41,6 @@ public sealed partial class CachingAllocator
         /// <summary>The stream whose blocks this index holds.</summary>
         public int Stream { get; }
 
-        /// <summary>Number of free blocks held.</summary>
-        public int Count { get; private set; }
-
         /// <summary>The size class of a block size: monotonic non-decreasing in <paramref name="size"/>.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static int ClassOf(long size)
@@ -70,7 +67,6 @@ public sealed partial class CachingAllocator
             int w = c >> 6;
             _words[w] |= 1UL << c;
             _summary |= 1UL << w;
-            Count++;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -91,7 +87,6 @@ public sealed partial class CachingAllocator
                 if (next == None)
                     ClearClass(c);
             }
-            Count--;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -160,8 +155,6 @@ public sealed partial class CachingAllocator
         /// <summary>Appends every held block to <paramref name="into"/> starting at <paramref name="count"/> (unordered); returns the new count.</summary>
         public int CopyTo(Node[] nodes, ref int[] into, int count)
         {
-            if (into.Length < count + Count)
-                Array.Resize(ref into, Math.Max(count + Count, into.Length * 2));
             ulong summary = _summary;
             while (summary != 0)
             {
@@ -173,7 +166,12 @@ public sealed partial class CachingAllocator
                     int c = (w << 6) | BitOperations.TrailingZeroCount(word);
                     word &= word - 1;
                     for (int i = _heads[c]; i != None; i = nodes[i].FreeNext)
+                    {
+                        // Grown here rather than sized from a count: keeping a count would cost every insert and remove.
+                        if (count == into.Length)
+                            Array.Resize(ref into, into.Length * 2);
                         into[count++] = i;
+                    }
                 }
             }
             return count;

@@ -56,7 +56,6 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     private long _reservedBytes;
     private int[] _scratch = new int[64];
     private readonly bool _anyRoundupDivisions;
-    private DeviceOutOfMemoryException? _pendingOom; // handed from AllocateOnMiss to AllocateCore under the lock
     private bool _disposed;
 
     /// <summary>Creates an allocator over <paramref name="backend"/>.</summary>
@@ -330,13 +329,9 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         int b = GetFreeBlock(stream, size, small);
         if (b == None)
         {
-            b = AllocateOnMiss(stream, size, small, bytes, tag);
+            b = AllocateOnMiss(stream, size, small, bytes, tag, out oom);
             if (b == None)
-            {
-                oom = _pendingOom;
-                _pendingOom = null;
                 return None;
-            }
         }
         AllocFoundBlock(b, size, bytes, small, tagIndex);
         var observers = _observers.Items;
@@ -353,8 +348,9 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
 
     /// <summary>PyTorch's malloc after a cache miss: gc, alloc_block, release_available_cached_blocks + retry, release_cached_blocks + retry, OOM.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private int AllocateOnMiss(int stream, long size, bool small, long bytes, string tag)
+    private int AllocateOnMiss(int stream, long size, bool small, long bytes, string tag, out DeviceOutOfMemoryException? oom)
     {
+        oom = null;
         long allocSize = GetAllocationSize(size);
         if (_gcEnabled)
             GarbageCollectCachedBlocks();
@@ -369,7 +365,7 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         if (b == None)
         {
             _stats.NumOoms++;
-            _pendingOom = CreateOom(bytes, allocSize, tag);
+            oom = CreateOom(bytes, allocSize, tag);
         }
         return b;
     }
