@@ -34,6 +34,13 @@ public static class FixturePaths
     public static string ReferenceDir =>
         Environment.GetEnvironmentVariable("ZIMAGE_REFERENCE_DIR") is { Length: > 0 } env ? Path.GetFullPath(env) : Path.Combine(FixturesDir, "tiny-zimage-reference");
 
+    /// <summary>
+    /// The edit references (VAE encode, tiled decode, img2img, inpaint, LoRA): <c>ZIMAGE_EDIT_REFERENCE_DIR</c> if set,
+    /// else the shared tiny-zimage-edit-reference.
+    /// </summary>
+    public static string EditReferenceDir =>
+        Environment.GetEnvironmentVariable("ZIMAGE_EDIT_REFERENCE_DIR") is { Length: > 0 } env ? Path.GetFullPath(env) : Path.Combine(FixturesDir, "tiny-zimage-edit-reference");
+
     /// <summary>The allocator traces and expected statistics.</summary>
     public static string AllocatorFixtures => Path.Combine(FixturesDir, "allocator");
 }

@@ -81,6 +81,34 @@ public class ReferenceCasesTests
         Assert.Throws<KeyNotFoundException>(() => tr.LoadFloat("no/such/tensor"));
     }
 
+    public static TheoryData<string> TiledDecodeCaseNames() => EditReferenceManifest.Names("vae_decode_tiled");
+
+    [Theory]
+    [MemberData(nameof(TiledDecodeCaseNames))]
+    public void EditManifestTiledDecodeCasesDeclareStoredTensorsWithTolerances(string name)
+    {
+        ReferenceCase c = EditReferenceManifest.Get(name);
+        Assert.True(File.Exists(c.FullPath), c.FullPath);
+        Assert.StartsWith(FixturePaths.EditReferenceDir, c.FullPath, StringComparison.Ordinal);
+        using SafetensorsFile f = c.OpenTensors();
+        Assert.NotEmpty(c.Tensors);
+        foreach (ReferenceTensorSpec spec in c.Tensors.Values)
+        {
+            SafetensorsTensorInfo info = f.GetInfo(spec.Name);
+            Assert.Equal(spec.Shape, info.Shape);
+            Assert.Equal(spec.DType, info.DType.ToString());
+        }
+        Assert.All(c.Outputs.Concat(c.Intermediates), o => Assert.InRange(c.ToleranceFor(o.Name).RecommendedMaxAbs, 1e-9, 2));
+    }
+
+    [Fact]
+    public void EditManifestIsSeparateFromTheSharedManifest()
+    {
+        Assert.NotEmpty(EditReferenceManifest.Names("vae_decode_tiled"));
+        Assert.DoesNotContain(ReferenceCases.All, c => c.Kind == "vae_decode_tiled");
+        Assert.Equal(EditReferenceManifest.All.Count, EditReferenceManifest.All.Select(c => c.Name).Distinct().Count());
+    }
+
     [Fact]
     public void TensorAssertReportsTheWorstElement()
     {

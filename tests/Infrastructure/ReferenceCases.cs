@@ -209,41 +209,49 @@ public sealed class ReferenceCase
 }
 
 /// <summary>
-/// The cases of <c>manifest.json</c> under <see cref="FixturePaths.ReferenceDir"/>, for xunit theories:
-/// <c>[MemberData(nameof(ReferenceCases.Names), "transformer_forward", MemberType = typeof(ReferenceCases))]</c>
-/// then <c>ReferenceCases.Get(name)</c>. Nothing here knows case names or counts; they come from the manifest.
+/// One reference folder's <c>manifest.json</c> (read once, lazily): the cases, their kinds and xunit theory data.
+/// <see cref="ReferenceCases"/> reads the shared <c>tiny-zimage-reference</c>; <see cref="EditReferenceManifest"/>
+/// reads <c>tiny-zimage-edit-reference</c>. Nothing here knows case names or counts; they come from the manifest.
 /// </summary>
-public static class ReferenceCases
+public sealed class ReferenceManifest
 {
-    private static readonly Lazy<(ReferenceCase[] Cases, JsonElement Root)> Loaded = new(() =>
+    private readonly Lazy<(ReferenceCase[] Cases, JsonElement Root)> _loaded;
+    private readonly Func<string> _dir;
+
+    /// <summary>A manifest in the folder <paramref name="dir"/> returns (evaluated on first use).</summary>
+    public ReferenceManifest(Func<string> dir)
     {
-        string dir = FixturePaths.ReferenceDir;
-        using JsonDocument doc = JsonDocument.Parse(System.IO.File.ReadAllText(Path.Combine(dir, "manifest.json")));
-        JsonElement root = doc.RootElement.Clone();
-        return (root.GetProperty("cases").EnumerateArray().Select(c => new ReferenceCase(dir, c)).ToArray(), root);
-    });
+        _dir = dir;
+        _loaded = new(() =>
+        {
+            string d = _dir();
+            using JsonDocument doc = JsonDocument.Parse(System.IO.File.ReadAllText(Path.Combine(d, "manifest.json")));
+            JsonElement root = doc.RootElement.Clone();
+            return (root.GetProperty("cases").EnumerateArray().Select(c => new ReferenceCase(d, c)).ToArray(), root);
+        });
+    }
 
     /// <summary>Path of the manifest.</summary>
-    public static string ManifestPath => Path.Combine(FixturePaths.ReferenceDir, "manifest.json");
+    public string ManifestPath => Path.Combine(_dir(), "manifest.json");
 
     /// <summary>The whole manifest (checkpoint hashes, conventions, cases).</summary>
-    public static JsonElement Manifest => Loaded.Value.Root;
+    public JsonElement Manifest => _loaded.Value.Root;
 
     /// <summary>Every case in manifest order.</summary>
-    public static IReadOnlyList<ReferenceCase> All => Loaded.Value.Cases;
+    public IReadOnlyList<ReferenceCase> All => _loaded.Value.Cases;
 
     /// <summary>The distinct kinds.</summary>
-    public static IReadOnlyList<string> Kinds => All.Select(c => c.Kind).Distinct().ToArray();
+    public IReadOnlyList<string> Kinds => All.Select(c => c.Kind).Distinct().ToArray();
 
     /// <summary>Cases of one kind.</summary>
-    public static IReadOnlyList<ReferenceCase> OfKind(string kind) => All.Where(c => c.Kind == kind).ToArray();
+    public IReadOnlyList<ReferenceCase> OfKind(string kind) => All.Where(c => c.Kind == kind).ToArray();
 
     /// <summary>The case called <paramref name="name"/>.</summary>
-    public static ReferenceCase Get(string name) =>
+    public ReferenceCase Get(string name) =>
         All.FirstOrDefault(c => c.Name == name) ?? throw new KeyNotFoundException($"No reference case '{name}' in {ManifestPath}.");
 
     /// <summary>Case names of one kind as xunit theory data (fails loudly when the kind has no case).</summary>
-    public static TheoryData<string> Names(string kind)
+    public TheoryData<string> Names(string kind)
     {
         var data = new TheoryData<string>();
         foreach (ReferenceCase c in OfKind(kind)) data.Add(c.Name);
@@ -252,7 +260,7 @@ public static class ReferenceCases
     }
 
     /// <summary>(case name, tensor name) pairs of every declared output of one kind, as theory data.</summary>
-    public static TheoryData<string, string> Outputs(string kind)
+    public TheoryData<string, string> Outputs(string kind)
     {
         var data = new TheoryData<string, string>();
         foreach (ReferenceCase c in OfKind(kind))
@@ -260,4 +268,73 @@ public static class ReferenceCases
         if (data.Count == 0) throw new InvalidOperationException($"The manifest {ManifestPath} has no output tensors of kind '{kind}'.");
         return data;
     }
+}
+
+/// <summary>
+/// The cases of <c>manifest.json</c> under <see cref="FixturePaths.ReferenceDir"/>, for xunit theories:
+/// <c>[MemberData(nameof(ReferenceCases.Names), "transformer_forward", MemberType = typeof(ReferenceCases))]</c>
+/// then <c>ReferenceCases.Get(name)</c>. Nothing here knows case names or counts; they come from the manifest.
+/// </summary>
+public static class ReferenceCases
+{
+    /// <summary>The manifest behind these helpers.</summary>
+    public static ReferenceManifest Reader { get; } = new(() => FixturePaths.ReferenceDir);
+
+    /// <summary>Path of the manifest.</summary>
+    public static string ManifestPath => Reader.ManifestPath;
+
+    /// <summary>The whole manifest (checkpoint hashes, conventions, cases).</summary>
+    public static JsonElement Manifest => Reader.Manifest;
+
+    /// <summary>Every case in manifest order.</summary>
+    public static IReadOnlyList<ReferenceCase> All => Reader.All;
+
+    /// <summary>The distinct kinds.</summary>
+    public static IReadOnlyList<string> Kinds => Reader.Kinds;
+
+    /// <summary>Cases of one kind.</summary>
+    public static IReadOnlyList<ReferenceCase> OfKind(string kind) => Reader.OfKind(kind);
+
+    /// <summary>The case called <paramref name="name"/>.</summary>
+    public static ReferenceCase Get(string name) => Reader.Get(name);
+
+    /// <summary>Case names of one kind as xunit theory data (fails loudly when the kind has no case).</summary>
+    public static TheoryData<string> Names(string kind) => Reader.Names(kind);
+
+    /// <summary>(case name, tensor name) pairs of every declared output of one kind, as theory data.</summary>
+    public static TheoryData<string, string> Outputs(string kind) => Reader.Outputs(kind);
+}
+
+/// <summary>
+/// The cases of the edit references (<c>tiny-zimage-edit-reference/manifest.json</c>, or the folder named by
+/// <c>ZIMAGE_EDIT_REFERENCE_DIR</c>, see <see cref="FixturePaths.EditReferenceDir"/>): <c>vae_encode</c>,
+/// <c>vae_decode_tiled</c>, <c>img2img_e2e</c>, <c>inpaint_e2e</c>, <c>lora</c>. Same API as
+/// <see cref="ReferenceCases"/>: <c>[MemberData(nameof(EditReferenceManifest.Names), "vae_decode_tiled", MemberType = typeof(EditReferenceManifest))]</c>
+/// then <c>EditReferenceManifest.Get(name)</c>.
+/// </summary>
+public static class EditReferenceManifest
+{
+    /// <summary>The manifest behind these helpers.</summary>
+    public static ReferenceManifest Reader { get; } = new(() => FixturePaths.EditReferenceDir);
+
+    /// <summary>Path of the manifest.</summary>
+    public static string ManifestPath => Reader.ManifestPath;
+
+    /// <summary>The whole manifest (checkpoint hashes, conventions, cases).</summary>
+    public static JsonElement Manifest => Reader.Manifest;
+
+    /// <summary>Every case in manifest order.</summary>
+    public static IReadOnlyList<ReferenceCase> All => Reader.All;
+
+    /// <summary>Cases of one kind.</summary>
+    public static IReadOnlyList<ReferenceCase> OfKind(string kind) => Reader.OfKind(kind);
+
+    /// <summary>The case called <paramref name="name"/>.</summary>
+    public static ReferenceCase Get(string name) => Reader.Get(name);
+
+    /// <summary>Case names of one kind as xunit theory data (fails loudly when the kind has no case).</summary>
+    public static TheoryData<string> Names(string kind) => Reader.Names(kind);
+
+    /// <summary>(case name, tensor name) pairs of every declared output of one kind, as theory data.</summary>
+    public static TheoryData<string, string> Outputs(string kind) => Reader.Outputs(kind);
 }
