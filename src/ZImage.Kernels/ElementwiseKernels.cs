@@ -222,7 +222,7 @@ public sealed class ElementwiseKernels
         int last = c.Last(first);
         for (int i = first; i < last; i += c.Step)
         {
-            y[i] = MathF.Tanh(x[i]);
+            y[i] = KernelMath.Tanh(x[i]);
         }
     }
 
@@ -284,7 +284,7 @@ public sealed class ElementwiseKernels
         int stepMod = c.Step % cols;
         for (int i = first; i < last; i += c.Step)
         {
-            residual[i] += MathF.Tanh(gate[col]) * branch[i];
+            residual[i] += KernelMath.Tanh(gate[col]) * branch[i];
             col += stepMod;
             if (col >= cols) col -= cols;
         }

@@ -233,7 +233,7 @@ public sealed class NormKernels
         if ((flags & FlagWeight) != 0) v *= weight[col];
         if ((flags & FlagGatedResidual) != 0)
         {
-            y[idx] += (flags & FlagScale) != 0 ? MathF.Tanh(other[col]) * v : v;
+            y[idx] += (flags & FlagScale) != 0 ? KernelMath.Tanh(other[col]) * v : v;
         }
         else
         {

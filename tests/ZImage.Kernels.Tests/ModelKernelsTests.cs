@@ -10,7 +10,7 @@ public sealed class ModelKernelsFixture : IDisposable
     /// <summary>Creates both accelerators and loads the kernels once.</summary>
     public ModelKernelsFixture()
     {
-        Context = Context.Create(b => b.CPU());
+        Context = IlgpuContexts.CreateCpu();
         Portable = Context.GetCPUDevice(0).CreateCPUAccelerator(Context, CPUAcceleratorMode.Parallel);
         GpuShaped = KernelContext.CreateGpuShapedCpuAccelerator(Context);
         PortableKernels = new ModelKernels(new KernelContext(Portable, KernelVariant.Portable));

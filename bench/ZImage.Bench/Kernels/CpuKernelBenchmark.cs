@@ -19,7 +19,7 @@ public abstract class CpuKernelBenchmark
     /// <summary>Creates the context and accelerator; returns the kernel context the kernels are built on.</summary>
     protected KernelContext StartAccelerator()
     {
-        _context = Context.Create(b => b.CPU());
+        _context = IlgpuContexts.CreateCpu();
         _accelerator = _context.GetCPUDevice(0).CreateCPUAccelerator(_context, CPUAcceleratorMode.Parallel);
         return new KernelContext(_accelerator);
     }

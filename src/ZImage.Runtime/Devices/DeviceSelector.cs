@@ -6,8 +6,10 @@ using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
+using ZImage.Kernels;
 using ZImage.Runtime.Interop;
 using CudaException = ZImage.Runtime.Interop.CudaException;
+using NvmlException = ZImage.Runtime.Interop.NvmlException;
 
 namespace ZImage.Runtime.Devices;
 
@@ -84,7 +86,7 @@ public static class DeviceSelector
         try
         {
             EnsureIlgpuFindsDriver(driver.LibraryName);
-            context = Context.Create(b => b.Cuda().CPU(options.CpuDevice ?? CPUDevice.Default));
+            context = IlgpuContexts.CreateCudaAndCpu(options.CpuDevice);
             var devices = context.GetCudaDevices();
             if (options.DeviceIndex >= devices.Count)
                 throw new InvalidOperationException($"ILGPU lists {devices.Count} CUDA device(s) but the driver reports {count}; the GPU may be too old or too new for ILGPU 1.5.3.");
@@ -147,7 +149,7 @@ public static class DeviceSelector
     private static ComputeDevice CreateCpu(DeviceOptions options, Probe probe)
     {
         var cpuDevice = options.CpuDevice ?? CPUDevice.Default;
-        var context = Context.Create(b => b.CPU(cpuDevice));
+        var context = IlgpuContexts.CreateCpu(cpuDevice);
         try
         {
             var accelerator = cpuDevice.CreateCPUAccelerator(context, options.CpuMode);

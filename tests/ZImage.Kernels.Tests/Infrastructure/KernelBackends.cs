@@ -98,7 +98,7 @@ public static class KernelBackends
         backend == KernelBackend.CpuPortable ? KernelVariant.Portable : KernelVariant.Gpu;
 
     /// <summary>A context registering the CPU backend, plus every other backend where CUDA is present.</summary>
-    public static Context CreateContext() => HasCuda ? Context.Create(b => b.Default()) : Context.Create(b => b.CPU());
+    public static Context CreateContext() => HasCuda ? IlgpuContexts.CreateAllBackends() : IlgpuContexts.CreateCpu();
 
     /// <summary>Creates the accelerator of <paramref name="backend"/> in <paramref name="context"/> (from <see cref="CreateContext"/>).</summary>
     /// <exception cref="ArgumentOutOfRangeException">The backend is not available here.</exception>
@@ -119,7 +119,7 @@ public static class KernelBackends
 
     private static bool DetectCuda()
     {
-        using var context = Context.Create(b => b.Default());
+        using var context = IlgpuContexts.CreateAllBackends();
         return CudaDevices(context).Any();
     }
 }

@@ -15,7 +15,7 @@ public sealed class ComputeFixture : IDisposable
 {
     public ComputeFixture()
     {
-        IlgpuContext = Context.Create(b => b.CPU());
+        IlgpuContext = IlgpuContexts.CreateCpu();
         Accelerator = IlgpuContext.GetCPUDevice(0).CreateCPUAccelerator(IlgpuContext, CPUAcceleratorMode.Parallel);
         Kernels = new KernelContext(Accelerator, KernelVariant.Portable);
         Ops = new KernelComputeOps(Kernels);
