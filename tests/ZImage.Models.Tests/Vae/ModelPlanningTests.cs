@@ -51,6 +51,27 @@ public sealed class ModelPlanningTests(ComputeFixture fixture)
         AssertSameAllocations(TensorDType.BF16, f => f.Vae, host => Run(host, latents), AllocationTags.Vae);
     }
 
+    public static TheoryData<string> VaeEncodeCases => EditReferenceManifest.Names("vae_encode");
+
+    [Theory]
+    [MemberData(nameof(VaeEncodeCases))]
+    public void VaeEncoderPlanningMatchesRealAllocations(string caseName)
+    {
+        var c = EditReferenceManifest.Get(caseName);
+        var pixels = c.LoadFloat("image");
+        var eps = c.LoadFloat("eps");
+
+        static void Run(TinyModelHost host, ReferenceTensor<float> pixels, ReferenceTensor<float> eps)
+        {
+            var encoder = new VaeEncoder(host.Config.Vae, host.Weights, host.Compute);
+            using var image = host.Upload(pixels);
+            using var e = host.Upload(eps);
+            using var latents = encoder.Encode(image, e);
+        }
+
+        AssertSameAllocations(TensorDType.BF16, f => f.Vae, host => Run(host, pixels, eps), AllocationTags.Vae);
+    }
+
     private void AssertSameAllocations(TensorDType dtype, Func<Runtime.Models.Configuration.CheckpointFolder, Runtime.Models.Safetensors.ISafetensorsReader> component,
         Action<TinyModelHost> run, string activationTag)
     {

@@ -191,7 +191,7 @@ public sealed class VaeDecoder
     private sealed record UpBlock(Resnet[] Resnets, Conv? Upsampler);
 
     /// <summary>A conv with bias; <see cref="Apply"/> allocates the output.</summary>
-    private sealed record Conv(Tensor Weight, Tensor Bias)
+    internal sealed record Conv(Tensor Weight, Tensor Bias)
     {
         public static Conv Load(IWeightProvider w, string name, int cout, int cin, int k) =>
             new(w.Matrix(name + ".weight", cout, cin, k, k), w.Vector(name + ".bias", cout));
@@ -219,7 +219,7 @@ public sealed class VaeDecoder
     /// diffusers <c>ResnetBlock2D</c> without time embedding: h = conv2(SiLU(GN2(conv1(SiLU(GN1(x)))))),
     /// out = shortcut(x) + h, shortcut a 1×1 conv when the width changes.
     /// </summary>
-    private sealed record Resnet(Tensor Norm1Gamma, Tensor Norm1Beta, Conv Conv1, Tensor Norm2Gamma, Tensor Norm2Beta, Conv Conv2, Conv? Shortcut)
+    internal sealed record Resnet(Tensor Norm1Gamma, Tensor Norm1Beta, Conv Conv1, Tensor Norm2Gamma, Tensor Norm2Beta, Conv Conv2, Conv? Shortcut)
     {
         public static Resnet Load(IWeightProvider w, string p, int cin, int cout) => new(
             w.Vector(p + ".norm1.weight", cin), w.Vector(p + ".norm1.bias", cin),
@@ -278,7 +278,7 @@ public sealed class VaeDecoder
     /// The mid-block self-attention (diffusers <c>Attention</c> with a GroupNorm, one head of width C, bias on all
     /// projections, residual connection): x + to_out(softmax(q·kᵀ/√C)·v) over the H·W tokens of GN(x).
     /// </summary>
-    private sealed record Attention(Tensor NormGamma, Tensor NormBeta, Tensor Q, Tensor QBias, Tensor K, Tensor KBias, Tensor V, Tensor VBias, Tensor Out, Tensor OutBias)
+    internal sealed record Attention(Tensor NormGamma, Tensor NormBeta, Tensor Q, Tensor QBias, Tensor K, Tensor KBias, Tensor V, Tensor VBias, Tensor Out, Tensor OutBias)
     {
         public static Attention Load(IWeightProvider w, string p, int c) => new(
             w.Vector(p + ".group_norm.weight", c), w.Vector(p + ".group_norm.bias", c),
