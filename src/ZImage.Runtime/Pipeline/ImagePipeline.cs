@@ -63,8 +63,29 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_startTask is null || _startTask.IsFaulted || _startTask.IsCanceled)
-                _startTask = _queue.RunAsync(ct => { Load(ct); return true; }, null, cancellationToken);
+                _startTask = _queue.RunAsync(ct => { LoadRecordingFailure(ct); return true; }, null, cancellationToken);
             return _startTask;
+        }
+    }
+
+    /// <summary>
+    /// Why the last start failed or was cancelled (null while none failed, or once a start succeeded). The engine rolls
+    /// a failed load back, so the next <see cref="StartAsync"/> or <see cref="GenerateAsync"/> retries it.
+    /// </summary>
+    public Exception? StartFailure => Volatile.Read(ref _startFailure);
+    private Exception? _startFailure;
+
+    private void LoadRecordingFailure(CancellationToken ct)
+    {
+        try
+        {
+            Load(ct);
+            Volatile.Write(ref _startFailure, null);
+        }
+        catch (Exception e)
+        {
+            Volatile.Write(ref _startFailure, e);
+            throw;
         }
     }
 

@@ -7,12 +7,15 @@ public sealed class FailingBackend(IDeviceMemoryBackend inner) : IDeviceMemoryBa
 {
     public volatile bool Armed;
     public int Refused;
+    /// <summary>Runs before every segment allocation (e.g. to cancel a token in the middle of a model load).</summary>
+    public Action? BeforeAllocate;
     public string Name => inner.Name;
     public bool HasBackingStore => inner.HasBackingStore;
     public DeviceMemoryInfo GetMemoryInfo() => inner.GetMemoryInfo();
 
     public bool TryAllocateSegment(long bytes, out DeviceSegment? segment)
     {
+        BeforeAllocate?.Invoke();
         if (Armed)
         {
             Interlocked.Increment(ref Refused);

@@ -151,56 +151,90 @@ public sealed class ZImageEngine : IGenerationEngine
     public CachingAllocator Allocator => _caching;
 
     /// <inheritdoc />
+    /// <remarks>
+    /// Reserve, allocate, roll back: everything is built into locals and published only when the whole model is
+    /// resident, so a load that fails or is cancelled (the token is checked between the models) frees every weight it
+    /// fetched, returns the cached segments to the device and leaves the engine unloaded; calling Load again retries
+    /// from scratch. A completed load makes later calls no-ops.
+    /// </remarks>
     public void Load(BudgetGuard? budget, CancellationToken cancellationToken)
     {
         if (_ctx is not null) return;
         IDeviceAllocator inner = budget is null ? _caching : new BudgetedAllocator(_caching, budget, _caching.RoundSize);
-        _tracker = new WorkspaceTracker(inner, _caching.RoundSize);
-        _ctx = new ComputeContext(_tracker, _ops);
-        IWeightProvider te, tr, vae;
-        switch (_source)
+        var tracker = new WorkspaceTracker(inner, _caching.RoundSize);
+        var ctx = new ComputeContext(tracker, _ops);
+        var weights = new List<IWeightProvider>(3);
+        CheckpointFolder? folder = null;
+        Tensor? projection = null, bias = null;
+        try
         {
-            case WeightSource.Checkpoint:
-                _folder = CheckpointFolder.Open(_checkpointDir!);
-                var o = new CheckpointWeightsOptions { MatrixDType = _matrixDType };
-                te = new CheckpointWeights(_folder.TextEncoder, _tracker, o);
-                tr = new CheckpointWeights(_folder.Transformer, _tracker, o);
-                vae = new CheckpointWeights(_folder.Vae, _tracker, o);
-                break;
-            case WeightSource.Random:
-                te = new RandomWeights(_tracker, _ops, _randomSeed);
-                tr = new RandomWeights(_tracker, _ops, _randomSeed + 1);
-                vae = new RandomWeights(_tracker, _ops, _randomSeed + 2);
-                break;
-            default:
-                te = new PlanningWeights(_tracker, _matrixDType);
-                tr = new PlanningWeights(_tracker, _matrixDType);
-                vae = new PlanningWeights(_tracker, _matrixDType);
-                break;
+            cancellationToken.ThrowIfCancellationRequested();
+            IWeightProvider te, tr, vae;
+            switch (_source)
+            {
+                case WeightSource.Checkpoint:
+                    folder = CheckpointFolder.Open(_checkpointDir!);
+                    var o = new CheckpointWeightsOptions { MatrixDType = _matrixDType };
+                    weights.Add(te = new CheckpointWeights(folder.TextEncoder, tracker, o));
+                    weights.Add(tr = new CheckpointWeights(folder.Transformer, tracker, o));
+                    weights.Add(vae = new CheckpointWeights(folder.Vae, tracker, o));
+                    break;
+                case WeightSource.Random:
+                    weights.Add(te = new RandomWeights(tracker, _ops, _randomSeed));
+                    weights.Add(tr = new RandomWeights(tracker, _ops, _randomSeed + 1));
+                    weights.Add(vae = new RandomWeights(tracker, _ops, _randomSeed + 2));
+                    break;
+                default:
+                    weights.Add(te = new PlanningWeights(tracker, _matrixDType));
+                    weights.Add(tr = new PlanningWeights(tracker, _matrixDType));
+                    weights.Add(vae = new PlanningWeights(tracker, _matrixDType));
+                    break;
+            }
+            // The constructors fetch every weight, so after these lines the base is resident; building KernelComputeOps
+            // (in Open) already compiled every kernel family, so no generation pays a JIT spike.
+            var textEncoder = new Qwen3TextEncoder(_config.TextEncoder, te, ctx);
+            cancellationToken.ThrowIfCancellationRequested();
+            var transformer = new ZImageTransformer(TransformerDimsOf(_config.Transformer), tr, ctx);
+            cancellationToken.ThrowIfCancellationRequested();
+            var vaeDecoder = new VaeDecoder(_config.Vae, vae, ctx);
+            cancellationToken.ThrowIfCancellationRequested();
+            int channels = _config.Transformer.InChannels;
+            projection = ctx.Empty(AllocationTags.Weights, channels, 3);
+            bias = ctx.Empty(AllocationTags.Weights, 3);
+            if (channels == 16)
+            {
+                _ops.Upload(FluxLatentRgbFactors, projection);
+                _ops.Upload(FluxLatentRgbBias, bias);
+            }
+            else
+            {
+                // Not a FLUX latent space: a grey-level mean of the channels is the most honest cheap preview.
+                _ops.Upload(Enumerable.Repeat(1f / channels, channels * 3).ToArray(), projection);
+                _ops.Upload(new float[3], bias);
+            }
+            _ops.Synchronize();
+
+            // Publish: nothing below can fail, and _ctx goes last because it is what marks the engine loaded.
+            _tracker = tracker;
+            _folder = folder;
+            _weights.AddRange(weights);
+            _textEncoder = textEncoder;
+            _transformer = transformer;
+            _vae = vaeDecoder;
+            _previewProjection = projection;
+            _previewBias = bias;
+            _ctx = ctx;
         }
-        _weights.AddRange([te, tr, vae]);
-        // The constructors fetch every weight, so after these lines the base is resident; building KernelComputeOps
-        // (in Open) already compiled every kernel family, so no generation pays a JIT spike.
-        _textEncoder = new Qwen3TextEncoder(_config.TextEncoder, te, _ctx);
-        cancellationToken.ThrowIfCancellationRequested();
-        _transformer = new ZImageTransformer(TransformerDimsOf(_config.Transformer), tr, _ctx);
-        cancellationToken.ThrowIfCancellationRequested();
-        _vae = new VaeDecoder(_config.Vae, vae, _ctx);
-        int channels = _config.Transformer.InChannels;
-        _previewProjection = _ctx.Empty(AllocationTags.Weights, channels, 3);
-        _previewBias = _ctx.Empty(AllocationTags.Weights, 3);
-        if (channels == 16)
+        catch
         {
-            _ops.Upload(FluxLatentRgbFactors, _previewProjection);
-            _ops.Upload(FluxLatentRgbBias, _previewBias);
+            bias?.Dispose();
+            projection?.Dispose();
+            foreach (var w in weights) w.Dispose();
+            folder?.Dispose();
+            // The freed weights sit in the cache as free blocks: give the segments back so a failed load costs nothing.
+            _caching.EmptyCache();
+            throw;
         }
-        else
-        {
-            // Not a FLUX latent space: a grey-level mean of the channels is the most honest cheap preview.
-            _ops.Upload(Enumerable.Repeat(1f / channels, channels * 3).ToArray(), _previewProjection);
-            _ops.Upload(new float[3], _previewBias);
-        }
-        _ops.Synchronize();
     }
 
     internal static TransformerDims TransformerDimsOf(TransformerConfig c) => new()
