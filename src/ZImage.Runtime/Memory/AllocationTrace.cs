@@ -242,8 +242,8 @@ public static class TraceReader
             case "alloc":
             {
                 long size = RequireLong(root, "size", source, line);
-                if (size < 0)
-                    throw new TraceFormatException(source, line, $"alloc size must be >= 0, found {size}");
+                if ((ulong)size > CachingAllocator.MaxAllocationBytes)
+                    throw new TraceFormatException(source, line, $"alloc size must be >= 0 and <= {CachingAllocator.MaxAllocationBytes} (4 EiB), found {size}");
                 int stream = 0;
                 if (root.TryGetProperty("stream", out var s) && s.ValueKind != JsonValueKind.Null && (s.ValueKind != JsonValueKind.Number || !s.TryGetInt32(out stream)))
                     throw new TraceFormatException(source, line, $"\"stream\" must be an integer, found {s.GetRawText()}");

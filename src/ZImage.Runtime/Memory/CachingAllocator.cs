@@ -28,6 +28,12 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     public const long LargeBuffer = 20 * ByteSize.MiB;
     /// <summary>Larger requests get segments rounded up to a multiple of this (kRoundLarge).</summary>
     public const long RoundLarge = 2 * ByteSize.MiB;
+    /// <summary>
+    /// The largest request any allocator here accepts (2⁶² bytes, 4 EiB): every rounding of a size up to this fits a
+    /// <see cref="long"/>. Larger or negative sizes throw <see cref="ArgumentOutOfRangeException"/> naming the range
+    /// and leave the allocator and its statistics untouched; no device comes near it, so a real request never does.
+    /// </summary>
+    public const long MaxAllocationBytes = 1L << 62;
 
     private const int None = -1;
 
@@ -103,6 +109,8 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
         ArgumentNullException.ThrowIfNull(settings);
         if (bytes < MinBlockSize)
             return MinBlockSize;
+        if (bytes > MaxAllocationBytes)
+            ThrowSizeOutOfRange(bytes);
         int divisions = settings.GetRoundupPower2Divisions(bytes);
         if (divisions > 1 && bytes > MinBlockSize * divisions)
             return RoundUpPower2NextDivision(bytes, divisions);
@@ -113,6 +121,8 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     public static long RoundUpPower2NextDivision(long size, int divisions)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
+        if (size > MaxAllocationBytes)
+            ThrowSizeOutOfRange(size);
         if (divisions < 2 || !BitOperations.IsPow2(divisions))
             throw new ArgumentOutOfRangeException(nameof(divisions), divisions, "Divisions must be a power of two >= 2.");
         if (BitOperations.IsPow2(size))
@@ -127,7 +137,8 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
 
     /// <summary>PyTorch's <c>get_allocation_size</c>: the segment size requested from the device for a rounded request.</summary>
     public static long GetAllocationSize(long roundedBytes) =>
-        roundedBytes <= SmallSize ? SmallBuffer
+        (ulong)roundedBytes > MaxAllocationBytes ? ThrowSizeOutOfRange(roundedBytes)
+        : roundedBytes <= SmallSize ? SmallBuffer
         : roundedBytes < MinLargeAlloc ? LargeBuffer
         : RoundLarge * ((roundedBytes + RoundLarge - 1) / RoundLarge);
 
@@ -312,8 +323,8 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     private static void CheckRequest(long bytes, string tag)
     {
         ArgumentNullException.ThrowIfNull(tag);
-        if (bytes < 0)
-            ThrowNegative(bytes);
+        if ((ulong)bytes > MaxAllocationBytes) // one compare rejects both negative and overflowing sizes
+            ThrowSizeOutOfRange(bytes);
     }
 
     /// <summary>PyTorch's malloc under the lock: the allocated node, or <see cref="None"/> with <paramref name="oom"/> set.</summary>
@@ -689,8 +700,8 @@ public sealed partial class CachingAllocator : BlockAllocatorBase, IBlockAllocat
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void ThrowNegative(long bytes) =>
-        throw new ArgumentOutOfRangeException(nameof(bytes), bytes, "Allocation size must be >= 0 bytes.");
+    internal static long ThrowSizeOutOfRange(long bytes) =>
+        throw new ArgumentOutOfRangeException(nameof(bytes), bytes, $"Allocation size {bytes} bytes must lie in 0..{MaxAllocationBytes} bytes (4 EiB).");
 
     // ---------------------------------------------------------------- handles and node pool
 

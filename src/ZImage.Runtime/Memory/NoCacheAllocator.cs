@@ -122,8 +122,8 @@ public sealed class NoCacheAllocator : BlockAllocatorBase, IBlockAllocator
     private bool AllocateCore(long bytes, string tag, int stream, out BlockHandle handle, out DeviceOutOfMemoryException? oom)
     {
         ArgumentNullException.ThrowIfNull(tag);
-        if (bytes < 0)
-            throw new ArgumentOutOfRangeException(nameof(bytes), bytes, "Allocation size must be >= 0 bytes.");
+        if ((ulong)bytes > CachingAllocator.MaxAllocationBytes)
+            CachingAllocator.ThrowSizeOutOfRange(bytes);
         oom = null;
         long size = Math.Max(CachingAllocator.MinBlockSize, (bytes + CachingAllocator.MinBlockSize - 1) / CachingAllocator.MinBlockSize * CachingAllocator.MinBlockSize);
         IAllocationObserver[] observers;

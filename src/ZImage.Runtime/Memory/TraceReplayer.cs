@@ -160,6 +160,8 @@ public static class TraceReplayer
                 if (live.ContainsKey(e.Id))
                     throw new TraceFormatException("<trace>", i + 2, $"event {i}: alloc of id {e.Id}, which is still live");
                 failed.Remove(e.Id);
+                if ((ulong)e.Size > CachingAllocator.MaxAllocationBytes)
+                    throw new TraceFormatException("<trace>", i + 2, $"event {i}: alloc size must be >= 0 and <= {CachingAllocator.MaxAllocationBytes} (4 EiB), found {e.Size}");
                 if (allocator.TryAllocateBlock(e.Size, e.Tag ?? "trace", out var handle, e.Stream))
                 {
                     live.Add(e.Id, handle);
