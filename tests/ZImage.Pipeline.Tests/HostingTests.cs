@@ -72,7 +72,7 @@ public class HostingTests
         {
             ["ZImage:Queue:Capacity"] = "3",
             ["ZImage:Queue:FullPolicy"] = "Reject",
-            ["ZImage:Limits:OutOfRange"] = "Reject",
+            ["ZImage:Limits:OutOfRange"] = "ResetToStandard", // not the default, so the binding is what sets it
             ["ZImage:Presets:Standard:Steps"] = "20",
             ["ZImage:Budget:Inference"] = "2GiB",
             ["ZImage:TrimAfterGeneration"] = "true",
@@ -81,7 +81,7 @@ public class HostingTests
         services.AddZImage(config.GetSection("ZImage"));
         using var sp = services.BuildServiceProvider();
         var o = sp.GetRequiredService<IOptions<ZImageOptions>>().Value;
-        Assert.Equal((3, QueueFullPolicy.Reject, OutOfRangePolicy.Reject, 20, "2GiB", true),
+        Assert.Equal((3, QueueFullPolicy.Reject, OutOfRangePolicy.ResetToStandard, 20, "2GiB", true),
             (o.Queue.Capacity, o.Queue.FullPolicy, o.Limits.OutOfRange, o.Presets.Standard.Steps, o.Budget.Inference, o.TrimAfterGeneration));
     }
 

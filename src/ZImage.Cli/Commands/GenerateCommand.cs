@@ -36,10 +36,12 @@ internal static class GenerateCommand
         var inference = CliOptions.Inference();
         var allocator = CliOptions.Allocator();
         var json = CliOptions.Json();
+        var onOutOfRange = OutOfRangeOption.Create();
         var command = new Command("generate", "Generate an image.")
         {
             prompt, negative, width, height, steps, guidance, seed, mode, output, model, latents, device, deviceBytes, inference, allocator, json,
         };
+        command.Options.Add(onOutOfRange);
         command.SetAction(async (parse, ct) =>
         {
             try
@@ -70,6 +72,7 @@ internal static class GenerateCommand
                 o.AllocatorSettings = parse.GetValue(allocator) ?? "";
                 o.Budget.DeviceMemory = CliOptions.Size("--device-bytes", parse.GetValue(deviceBytes));
                 o.Budget.Inference = CliOptions.Size("--inference", parse.GetValue(inference));
+                o.Limits.OutOfRange = OutOfRangeOption.Policy(parse.GetValue(onOutOfRange));
                 if (dir is null)
                 {
                     // The demo model is sized for a CPU accelerator: size its inference segment for 256² rather than 1024².

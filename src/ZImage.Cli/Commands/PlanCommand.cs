@@ -38,6 +38,8 @@ internal static class PlanCommand
         {
             prompt, negative, width, height, steps, guidance, mode, model, deviceBytes, inference, reserve, buffer, allocator, json,
         };
+        var onOutOfRange = OutOfRangeOption.Create();
+        command.Options.Add(onOutOfRange);
         command.SetAction(parse =>
         {
             try
@@ -61,6 +63,7 @@ internal static class PlanCommand
             if (CliOptions.Size("--system-reserve", parse.GetValue(reserve)) is { } r) options.Budget.SystemReserve = r;
             if (CliOptions.Size("--buffer", parse.GetValue(buffer)) is { } b) options.Budget.Buffer = b;
             options.Presets.DefaultResolution = ResolutionPreset.Square1024;
+            options.Limits.OutOfRange = OutOfRangeOption.Policy(parse.GetValue(onOutOfRange));
             long device = options.Budget.DeviceMemory is { } d ? ByteSize.Parse(d) : DetectDeviceBytes();
             string? dir = parse.GetValue(model);
             var config = dir is null ? ZImageConfig.Turbo : ZImageConfig.Load(dir);

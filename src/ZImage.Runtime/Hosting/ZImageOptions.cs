@@ -204,8 +204,12 @@ public sealed class LimitOptions
     public int MaxDimension { get; set; } = 2048;
     /// <summary>Most images per request.</summary>
     public int MaxImagesPerRequest { get; set; } = 4;
-    /// <summary>What happens to out-of-range steps or guidance.</summary>
-    public OutOfRangePolicy OutOfRange { get; set; } = OutOfRangePolicy.ResetToStandard;
+    /// <summary>
+    /// What happens to out-of-range steps or guidance: <see cref="OutOfRangePolicy.Reject"/> (the default) throws
+    /// <see cref="InvalidGenerationRequestException"/> naming the value and the range; <see cref="OutOfRangePolicy.ResetToStandard"/>
+    /// runs the Standard preset with a warning (the original service's behaviour) and must be asked for.
+    /// </summary>
+    public OutOfRangePolicy OutOfRange { get; set; } = OutOfRangePolicy.Reject;
     /// <summary>What happens to a request that does not fit the inference segment.</summary>
     public OverBudgetPolicy OverBudget { get; set; } = OverBudgetPolicy.Reject;
 }

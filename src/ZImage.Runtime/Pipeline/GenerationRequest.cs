@@ -32,10 +32,14 @@ public enum ResolutionPreset
 /// </summary>
 public sealed record GenerationRequest
 {
-    /// <summary>The prompt (any language the Qwen3 tokenizer covers). Truncated to 512 tokens after the chat template.</summary>
+    /// <summary>
+    /// The prompt (any language the Qwen3 tokenizer covers). Truncated to 512 tokens after the chat template. It must be
+    /// well-formed UTF-16: a lone surrogate (e.g. <c>"a\uD800b"</c>) is rejected with
+    /// <see cref="InvalidGenerationRequestException"/> naming its UTF-16 index, never silently replaced.
+    /// </summary>
     public required string Prompt { get; init; }
 
-    /// <summary>The negative prompt; used only when guidance is above 0 (null then means the empty prompt, as diffusers does).</summary>
+    /// <summary>The negative prompt; used only when guidance is above 0 (null then means the empty prompt, as diffusers does). Well-formed UTF-16, as <see cref="Prompt"/>.</summary>
     public string? NegativePrompt { get; init; }
 
     /// <summary>The steps/guidance preset. Explicit <see cref="Steps"/> and <see cref="Guidance"/> override it.</summary>
@@ -65,17 +69,23 @@ public sealed record GenerationRequest
     /// <summary>The seed of the host-side noise generator (<see cref="SeededNoise"/>); null picks a random seed, reported in the result.</summary>
     public long? Seed { get; init; }
 
-    /// <summary>How many images to generate (image <c>i</c> uses seed <c>Seed + i</c>).</summary>
+    /// <summary>
+    /// How many images to generate (image <c>i</c> uses seed <c>Seed + i</c>; a seed whose last image would overflow,
+    /// above <c>long.MaxValue − (NumImages − 1)</c>, is rejected rather than wrapped).
+    /// </summary>
     public int NumImages { get; init; } = 1;
 
-    /// <summary>Initial latents instead of seeded noise, as diffusers' <c>latents=</c>: shape <c>[NumImages,16,H/8,W/8]</c>.</summary>
+    /// <summary>Initial latents instead of seeded noise, as diffusers' <c>latents=</c>: shape <c>[NumImages,16,H/8,W/8]</c>, finite values only.</summary>
     public LatentTensor? InitialLatents { get; init; }
 }
 
 /// <summary>A host float tensor of initial latents, <c>[batch, channels, height/8, width/8]</c>, row-major.</summary>
 public sealed class LatentTensor
 {
-    /// <summary>Wraps <paramref name="data"/> with <paramref name="shape"/>; the element count must match.</summary>
+    /// <summary>
+    /// Wraps <paramref name="data"/> (not copied) with a copy of <paramref name="shape"/>; the element count must match.
+    /// Changing the caller's shape array afterwards does not change <see cref="Shape"/>.
+    /// </summary>
     /// <exception cref="ArgumentException">The shape is not 4-D or does not match the data length.</exception>
     public LatentTensor(float[] data, int[] shape)
     {
@@ -92,14 +102,14 @@ public sealed class LatentTensor
         if (n != data.Length)
             throw new ArgumentException($"Latent shape [{string.Join(",", shape)}] needs {n} values but {data.Length} were given.", nameof(data));
         Data = data;
-        Shape = shape;
+        Shape = Array.AsReadOnly(shape.ToArray());
     }
 
     /// <summary>The values, row-major.</summary>
     public float[] Data { get; }
 
-    /// <summary><c>[batch, channels, height, width]</c>.</summary>
-    public int[] Shape { get; }
+    /// <summary><c>[batch, channels, height, width]</c>: a read-only copy of the shape given to the constructor.</summary>
+    public IReadOnlyList<int> Shape { get; }
 
     /// <summary>The values of batch item <paramref name="index"/>.</summary>
     public ReadOnlySpan<float> Item(int index)

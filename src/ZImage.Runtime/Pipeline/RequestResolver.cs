@@ -27,6 +27,8 @@ internal static class RequestResolver
 
         if (request.NumImages < 1 || request.NumImages > limits.MaxImagesPerRequest)
             throw new InvalidGenerationRequestException(nameof(request.NumImages), request.NumImages, $"1..{limits.MaxImagesPerRequest}");
+        RequestChecks.WellFormedText(nameof(request.Prompt), request.Prompt);
+        RequestChecks.WellFormedText(nameof(request.NegativePrompt), request.NegativePrompt);
 
         // Size: explicit values win over the named preset, which wins over the configured default.
         var preset = request.Resolution ?? options.Presets.DefaultResolution;
@@ -72,11 +74,13 @@ internal static class RequestResolver
         if (request.InitialLatents is { } lat)
         {
             int[] want = [request.NumImages, LatentChannels, height / 8, width / 8];
-            if (!lat.Shape.AsSpan().SequenceEqual(want))
+            if (!lat.Shape.SequenceEqual(want))
                 throw new InvalidGenerationRequestException(nameof(request.InitialLatents), $"[{string.Join(",", lat.Shape)}]", $"shape [{string.Join(",", want)}] for {request.NumImages} image(s) of {width}x{height}");
+            RequestChecks.FiniteLatents(lat);
         }
 
         long seed = request.Seed ?? (seedSource ?? DefaultSeed)();
+        RequestChecks.SeedRange(seed, request.NumImages);
         string? negative = guidance > 0f ? request.NegativePrompt ?? "" : null;
         if (guidance <= 0f && !string.IsNullOrEmpty(request.NegativePrompt))
             warnings.Add("the negative prompt is ignored because guidance is 0 (Turbo runs without CFG).");

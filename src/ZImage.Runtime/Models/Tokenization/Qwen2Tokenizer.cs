@@ -208,9 +208,11 @@ public sealed class Qwen2Tokenizer
     }
 
     /// <summary>Token ids of <paramref name="text"/> as is (added tokens inside the text are matched; nothing is added).</summary>
+    /// <exception cref="MalformedTextException">The text holds a lone surrogate (not well-formed UTF-16).</exception>
     public int[] Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        MalformedTextException.ThrowIfMalformed(text, nameof(text));
         var ids = new List<int>(text.Length / 3 + 4);
         int segmentStart = 0, i = 0;
         while (i < text.Length)
@@ -248,8 +250,11 @@ public sealed class Qwen2Tokenizer
     /// (a very long prompt loses the assistant suffix, exactly like the reference).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxLength"/> is below 1.</exception>
+    /// <exception cref="MalformedTextException">The prompt holds a lone surrogate; the index is the prompt's.</exception>
     public int[] EncodeChat(string prompt, int maxLength = DefaultMaxLength)
     {
+        ArgumentNullException.ThrowIfNull(prompt);
+        MalformedTextException.ThrowIfMalformed(prompt, nameof(prompt));
         if (maxLength < 1)
             throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, $"maxLength must be in [1, {int.MaxValue}].");
         int[] ids = Encode(ApplyChatTemplate(prompt));

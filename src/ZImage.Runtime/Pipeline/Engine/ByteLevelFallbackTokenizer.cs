@@ -18,9 +18,11 @@ public static class ByteLevelFallbackTokenizer
     private static readonly int[] Suffix = [ImEnd, 198, ImStart, 77091, 198];
 
     /// <summary>The chat-templated ids of <paramref name="prompt"/>, right-truncated to <paramref name="maxLength"/>.</summary>
+    /// <exception cref="Models.Tokenization.MalformedTextException">The prompt holds a lone surrogate (UTF-8 would silently replace it).</exception>
     public static int[] EncodeChat(string prompt, int maxLength)
     {
         ArgumentNullException.ThrowIfNull(prompt);
+        Models.Tokenization.MalformedTextException.ThrowIfMalformed(prompt, nameof(prompt));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxLength);
         var bytes = System.Text.Encoding.UTF8.GetBytes(prompt);
         var ids = new int[Prefix.Length + bytes.Length + Suffix.Length];

@@ -305,9 +305,16 @@ public sealed class ZImageEngine : IGenerationEngine
     public void EulerStep(Tensor latents, Tensor modelOutput, float dt) => _ops.EulerStep(latents, modelOutput, dt);
 
     /// <inheritdoc />
+    /// <exception cref="NonFiniteOutputException">The latents (stage <c>denoise</c>) or the decoded image (stage <c>vae-decode</c>) hold NaN or infinity.</exception>
     public RgbImage Decode(Tensor latents)
     {
+        // Both checks read back float data the size of the latents or the image (one copy, next to a VAE decode that
+        // costs orders of magnitude more): ToRgb8 would silently turn NaN into black pixels.
+        if (!IsPlanning)
+            NonFiniteOutputException.ThrowIfNonFinite(_ops.Download(latents), NonFiniteOutputException.DenoiseStage, "the latents after the last step");
         using var image = Loaded(_vae).Decode(latents);
+        if (!IsPlanning)
+            NonFiniteOutputException.ThrowIfNonFinite(_ops.Download(image), GenerationRunner.VaeStage, "the decoded image");
         int h = image.Shape[1], w = image.Shape[2];
         using var rgb = Ctx.Empty(AllocationTags.Vae, TensorDType.U8, h, w, 3);
         _ops.ToRgb8(image, rgb);
