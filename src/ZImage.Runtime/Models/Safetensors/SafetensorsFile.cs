@@ -8,8 +8,10 @@ namespace ZImage.Runtime.Models.Safetensors;
 /// <summary>
 /// One <c>.safetensors</c> file, validated on open and read through a read-only memory mapping. Layout: u64
 /// little-endian header length N, N bytes of UTF-8 JSON (<c>{"__metadata__":{...}, name: {"dtype","shape","data_offsets"}}</c>),
-/// then the raw data section. Open checks that the header length is bounded, the JSON is well formed, every dtype is
-/// known, every shape × element size equals its byte span, and all spans lie inside the file without overlapping.
+/// then the raw data section. Open checks that the header length is bounded, the header is valid UTF-8 and well-formed
+/// JSON, every dtype is known, every shape × element size equals its byte span, and, as the reference implementation
+/// does, that the spans cover the data section exactly: contiguous from offset 0, with no hole between tensors and no
+/// trailing bytes after the last one.
 /// </summary>
 public sealed unsafe class SafetensorsFile : ISafetensorsReader
 {
@@ -155,6 +157,8 @@ public sealed unsafe class SafetensorsFile : ISafetensorsReader
 
     private static (Dictionary<string, SafetensorsTensorInfo>, Dictionary<string, string>) ParseHeader(string path, byte[] header, long dataLength)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+            throw new SafetensorsFormatException(path, null, $"the header is not valid UTF-8 (first invalid byte at header offset {FirstInvalidUtf8(header)}).");
         JsonDocument doc;
         try
         {
@@ -185,7 +189,7 @@ public sealed unsafe class SafetensorsFile : ISafetensorsReader
                     throw new SafetensorsFormatException(path, prop.Name, "the tensor appears twice in the header.");
                 tensors.Add(prop.Name, ParseEntry(path, prop.Name, prop.Value, dataLength));
             }
-            CheckNoOverlap(path, tensors.Values);
+            CheckCoverage(path, tensors.Values, dataLength);
             return (tensors, metadata);
         }
     }
@@ -240,15 +244,39 @@ public sealed unsafe class SafetensorsFile : ISafetensorsReader
         return new SafetensorsTensorInfo(name, dtype, shape, begin, end - begin, path);
     }
 
-    private static void CheckNoOverlap(string path, IEnumerable<SafetensorsTensorInfo> tensors)
+    private static int FirstInvalidUtf8(ReadOnlySpan<byte> bytes)
     {
-        SafetensorsTensorInfo? previous = null;
-        foreach (SafetensorsTensorInfo t in tensors.Where(t => t.ByteLength > 0).OrderBy(t => t.DataOffset))
+        int i = 0;
+        while (i < bytes.Length)
         {
-            if (previous is not null && t.DataOffset < previous.DataOffset + previous.ByteLength)
+            if (System.Text.Rune.DecodeFromUtf8(bytes[i..], out _, out int consumed) != System.Buffers.OperationStatus.Done)
+                return i;
+            i += consumed;
+        }
+        return -1;
+    }
+
+    // The reference rule (safetensors' validate): sorted by (begin, end), each span starts where the previous ended,
+    // starting at 0, and the last one ends at the end of the data section.
+    private static void CheckCoverage(string path, IEnumerable<SafetensorsTensorInfo> tensors, long dataLength)
+    {
+        long expected = 0;
+        SafetensorsTensorInfo? previous = null;
+        foreach (SafetensorsTensorInfo t in tensors.OrderBy(t => t.DataOffset).ThenBy(t => t.ByteLength))
+        {
+            long end = t.DataOffset + t.ByteLength;
+            if (t.DataOffset < expected)
                 throw new SafetensorsFormatException(path, t.Name,
-                    $"data_offsets [{t.DataOffset}, {t.DataOffset + t.ByteLength}] overlap tensor '{previous.Name}' at [{previous.DataOffset}, {previous.DataOffset + previous.ByteLength}].");
+                    $"data_offsets [{t.DataOffset}, {end}] overlap tensor '{previous!.Name}' at [{previous.DataOffset}, {previous.DataOffset + previous.ByteLength}].");
+            if (t.DataOffset > expected)
+                throw new SafetensorsFormatException(path, t.Name,
+                    $"data_offsets [{t.DataOffset}, {end}] leave a hole of {t.DataOffset - expected} bytes at [{expected}, {t.DataOffset}] of the data section; " +
+                    "tensors must cover it contiguously from offset 0.");
+            expected = end;
             previous = t;
         }
+        if (expected != dataLength)
+            throw new SafetensorsFormatException(path, null,
+                $"the data section has {dataLength - expected} trailing bytes after the last tensor ends at offset {expected} of {dataLength}; tensors must cover it exactly.");
     }
 }
