@@ -4,7 +4,7 @@ using ZImage.Runtime.Pipeline;
 
 namespace ZImage.Pipeline.Tests;
 
-public class RequestGuardTests
+public partial class RequestGuardTests
 {
     private static ResolvedRequest Resolve(GenerationRequest r, Action<ZImageOptions>? configure = null) =>
         RequestResolver.Resolve(r, TestPipelines.Options(configure), demoModel: false, modelName: "m", seedSource: () => 99);

@@ -7,7 +7,7 @@ using ZImage.Tests.Infrastructure;
 namespace ZImage.Models.Tests.Safetensors;
 
 /// <summary>Hand-made broken files must fail on open with a typed error naming the file and, where relevant, the tensor.</summary>
-public sealed class CorruptSafetensorsTests : IDisposable
+public sealed partial class CorruptSafetensorsTests : IDisposable
 {
     private readonly TempDirectory _tmp = new();
 

@@ -1,31 +1,11 @@
 using System.Text;
-using ZImage.Models.Tests.Infrastructure;
 using ZImage.Runtime.Models.Safetensors;
 
 namespace ZImage.Models.Tests.Safetensors;
 
 /// <summary>The reference implementation's layout rules: UTF-8 header, data covered exactly; index entries stay in their folder.</summary>
-public sealed class SafetensorsLayoutTests : IDisposable
+public sealed partial class CorruptSafetensorsTests
 {
-    private readonly TempDirectory _tmp = new();
-
-    public void Dispose() => _tmp.Dispose();
-
-    private string WriteRaw(byte[] header, int dataBytes, string name = "t.safetensors")
-    {
-        string path = _tmp.File(name);
-        using var f = File.Create(path);
-        f.Write(header);
-        f.Write(new byte[dataBytes]);
-        return path;
-    }
-
-    private string WriteRaw(string headerJson, int dataBytes, string name = "t.safetensors") =>
-        WriteRaw(SafetensorsWriter.EncodeHeader(headerJson), dataBytes, name);
-
-    private static SafetensorsFormatException OpenFails(string path) =>
-        Assert.Throws<SafetensorsFormatException>(() => SafetensorsFile.Open(path).Dispose());
-
     [Fact]
     public void AHeaderThatIsNotUtf8IsASafetensorsFormatErrorNamingTheOffset()
     {
@@ -34,7 +14,9 @@ public sealed class SafetensorsLayoutTests : IDisposable
         byte[] header = new byte[8 + json.Length];
         BitConverter.TryWriteBytes(header.AsSpan(0, 8), (ulong)json.Length);
         json.CopyTo(header, 8);
-        var e = OpenFails(WriteRaw(header, 1));
+        string path = _tmp.File("utf8.safetensors");
+        File.WriteAllBytes(path, [.. header, 0]);
+        var e = OpenFails(path);
         Assert.Contains("not valid UTF-8", e.Message);
         Assert.Contains("header offset 3", e.Message);
     }

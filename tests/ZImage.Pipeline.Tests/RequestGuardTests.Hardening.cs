@@ -5,11 +5,8 @@ using ZImage.Runtime.Pipeline;
 namespace ZImage.Pipeline.Tests;
 
 /// <summary>Guards added by the hardening pass: text, seeds, latents, and the out-of-range default.</summary>
-public class RequestHardeningTests
+public partial class RequestGuardTests
 {
-    private static ResolvedRequest Resolve(GenerationRequest r, Action<ZImageOptions>? configure = null) =>
-        RequestResolver.Resolve(r, TestPipelines.Options(configure), demoModel: false, modelName: "m", seedSource: () => 99);
-
     // Built at run time: attribute arguments are stored as UTF-8, which would turn a lone surrogate into U+FFFD.
     [Theory]
     [InlineData(0, "Prompt", 1)]
