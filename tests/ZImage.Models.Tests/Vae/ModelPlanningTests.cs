@@ -72,6 +72,24 @@ public sealed class ModelPlanningTests(ComputeFixture fixture)
         AssertSameAllocations(TensorDType.BF16, f => f.Vae, host => Run(host, pixels, eps), AllocationTags.Vae);
     }
 
+    [Fact]
+    public void TiledVaeDecodePlanningMatchesRealAllocations()
+    {
+        // One case (each is a six-tile decode); the parity test checks the planner's peak on every case.
+        var c = EditReferenceManifest.OfKind("vae_decode_tiled")[0];
+        var latents = c.LoadFloat("latents");
+        var tiles = new VaeTileSettings(c.Param<int>("tile_sample_min_size"), c.Param<int>("tile_latent_min_size"), 8, c.Param<double>("tile_overlap_factor"));
+
+        void Run(TinyModelHost host)
+        {
+            var decoder = new VaeDecoder(host.Config.Vae, host.Weights, host.Compute);
+            using var z = host.Upload(latents);
+            using var image = decoder.Decode(z, tiles);
+        }
+
+        AssertSameAllocations(TensorDType.BF16, f => f.Vae, Run, AllocationTags.Vae);
+    }
+
     private void AssertSameAllocations(TensorDType dtype, Func<Runtime.Models.Configuration.CheckpointFolder, Runtime.Models.Safetensors.ISafetensorsReader> component,
         Action<TinyModelHost> run, string activationTag)
     {

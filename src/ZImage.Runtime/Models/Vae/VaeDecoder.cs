@@ -9,10 +9,10 @@ namespace ZImage.Runtime.Models.Vae;
 /// Block order is diffusers': <c>conv_in</c>; mid block (resnet, single-head attention, resnet); up blocks over the
 /// REVERSED <c>block_out_channels</c>, each with <c>layers_per_block + 1</c> resnets and, except the last, a nearest 2×
 /// upsample followed by a 3×3 conv (fused: the upsampled tensor is never materialised); <c>conv_norm_out</c> + SiLU; <c>conv_out</c>. GroupNorm eps is 1e-6 everywhere.
-/// All weights are fetched once at construction; <see cref="Decode"/> allocates only activations (tag
+/// All weights are fetched once at construction; <see cref="Decode(Tensor)"/> allocates only activations (tag
 /// <see cref="AllocationTags.Vae"/>) and frees each as soon as it is dead.
 /// </summary>
-public sealed class VaeDecoder
+public sealed partial class VaeDecoder
 {
     /// <summary>The key prefix of the decoder in a diffusers <c>AutoencoderKL</c> checkpoint.</summary>
     public const string DefaultKeyPrefix = "decoder.";
@@ -102,13 +102,21 @@ public sealed class VaeDecoder
     {
         ArgumentNullException.ThrowIfNull(latents);
         var (hl, wl) = LatentSize(latents);
+        return DecodeDenormalized(Denormalize(latents, hl, wl));
+    }
+
+    /// <summary>
+    /// The decoder proper on the decoder input z = latents / scaling_factor + shift_factor (<c>[C,h,w]</c> F32;
+    /// consumed: disposed once <c>conv_in</c> has read it): <c>post_quant_conv</c> when enabled, then the blocks.
+    /// Returns <c>[out_channels, f·h, f·w]</c>.
+    /// </summary>
+    private Tensor DecodeDenormalized(Tensor z)
+    {
         const string tag = AllocationTags.Vae;
         var ops = _context.Ops;
-
         Tensor x;
-        using (var z = _context.Empty(tag, Config.LatentChannels, hl, wl))
+        using (z)
         {
-            ops.DenormalizeLatents(latents.Reshape(Config.LatentChannels, hl, wl), (float)Config.ScalingFactor, (float)Config.EffectiveShiftFactor, z);
             if (_postQuantConv is null)
             {
                 x = _convIn.Apply(_context, z);
@@ -149,6 +157,22 @@ public sealed class VaeDecoder
             ops.GroupNorm(x, Groups, _normOutGamma, _normOutBeta, GroupNormEps, silu: true, h);
         }
         using (h) return _convOut.Apply(_context, h);
+    }
+
+    /// <summary>Allocates z = latents / scaling_factor + shift_factor as <c>[C,hl,wl]</c> (tag Vae).</summary>
+    private Tensor Denormalize(Tensor latents, int hl, int wl)
+    {
+        var z = _context.Empty(AllocationTags.Vae, Config.LatentChannels, hl, wl);
+        try
+        {
+            _context.Ops.DenormalizeLatents(latents.Reshape(Config.LatentChannels, hl, wl), (float)Config.ScalingFactor, (float)Config.EffectiveShiftFactor, z);
+        }
+        catch
+        {
+            z.Dispose();
+            throw;
+        }
+        return z;
     }
 
     private (int Hl, int Wl) LatentSize(Tensor latents)
