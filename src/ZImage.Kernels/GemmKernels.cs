@@ -67,8 +67,8 @@ internal struct GemmShape
 /// </summary>
 public sealed class GemmKernels
 {
-    private const int TileM = 64, TileN = 64, TileK = 32, TileStride = TileM + 1, GroupSide = 16;
-    private const int PortableRowBlock = 32, PortableColBlock = 64;
+    internal const int TileM = 64, TileN = 64, TileK = 32, TileStride = TileM + 1, GroupSide = 16;
+    internal const int PortableRowBlock = 32, PortableColBlock = 64;
 
     private readonly KernelContext _ctx;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape>? _portableF32;
@@ -210,7 +210,7 @@ public sealed class GemmKernels
 
     // ---------------------------------------------------------------- portable variant
 
-    private static void PortableKernel<TW, TWiden>(Index1D thread, ArrayView<float> x, ArrayView<TW> w, ArrayView<float> bias, ArrayView<float> y, GemmShape s)
+    internal static void PortableKernel<TW, TWiden>(Index1D thread, ArrayView<float> x, ArrayView<TW> w, ArrayView<float> bias, ArrayView<float> y, GemmShape s)
         where TW : unmanaged
         where TWiden : struct, IWeightWidener<TW>
     {
@@ -311,7 +311,7 @@ public sealed class GemmKernels
 
     // ---------------------------------------------------------------- GPU variant
 
-    private static void GpuKernel<TW, TWiden>(ArrayView<float> x, ArrayView<TW> w, ArrayView<float> bias, ArrayView<float> y, GemmShape s)
+    internal static void GpuKernel<TW, TWiden>(ArrayView<float> x, ArrayView<TW> w, ArrayView<float> bias, ArrayView<float> y, GemmShape s)
         where TW : unmanaged
         where TWiden : struct, IWeightWidener<TW>
     {
