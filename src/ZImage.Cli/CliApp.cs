@@ -20,5 +20,6 @@ internal static class CliApp
         yield return ZImage.Cli.Commands.InfoCommand.Create();
         yield return ZImage.Cli.Commands.GenerateCommand.Create();
         yield return ZImage.Cli.Commands.PlanCommand.Create();
+        yield return ZImage.Cli.Commands.KernelsCommand.Create();
     }
 }

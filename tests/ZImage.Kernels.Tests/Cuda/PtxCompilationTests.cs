@@ -1,0 +1,93 @@
+using System.Reflection;
+using ILGPU;
+using ILGPU.Runtime.Cuda;
+using ZImage.Runtime.Diagnostics;
+
+namespace ZImage.Kernels.Tests.Cuda;
+
+/// <summary>
+/// Every kernel ZImage loads compiles for CUDA (offline, ILGPU's PTX backend, the runtime's context settings) for the
+/// four default architectures, without <c>.local</c> memory in any GPU-variant kernel. What <c>zimage kernels --ptx</c>
+/// checks, on every CI run.
+/// </summary>
+public sealed class PtxCompilationTests
+{
+    [Fact]
+    public void EveryLoadedKernelCompilesForEveryDefaultArchitectureWithoutLocalMemoryInGpuVariants()
+    {
+        var entries = KernelRegistry.Discover();
+        var reports = PtxCompiler.Compile(entries, PtxCompiler.DefaultArchitectures);
+
+        var failed = reports.Where(r => !r.Ok).Select(r => $"{r.Family}.{r.Name}@{r.Arch}: {r.Error}").ToList();
+        Assert.True(failed.Count == 0, string.Join(Environment.NewLine, failed));
+        var local = reports.Where(r => r.Variant == "gpu" && r.LocalBytes > 0).Select(r => $"{r.Family}.{r.Name}@{r.Arch}: {r.LocalBytes} B").ToList();
+        Assert.True(local.Count == 0, ".local memory in GPU kernels: " + string.Join(", ", local));
+        Assert.Equal(entries.Count * 4, reports.Count);
+        Assert.True(PtxSummary.Of(reports).Passed);
+        // Discovery found every family and every generic instantiation the families load.
+        Assert.Equal(KernelRegistry.FamilyTypes().Select(t => t.Name).Order(), entries.Select(e => e.Family).Distinct().Order());
+        Assert.Contains(entries, e => e is { Family: "GemmKernels", Name: "GpuKernel<UInt16,Bf16Widener>", Variant: "gpu", IsExplicitlyGrouped: true });
+        Assert.Contains(entries, e => e is { Family: "ConvKernels", Name: "ConvPortable<Half,ConvWeightF16>", Variant: "portable" });
+        Assert.All(reports, r => Assert.Contains(".entry", r.Ptx!, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void InlineAsmOperandSlotsAreReportedApartFromStackArraysAndSharedMemory()
+    {
+        var reports = PtxCompiler.Compile([Entry(nameof(AsmKernel), false), Entry(nameof(StackArrayKernel), false), Entry(nameof(SharedKernel), true)],
+            [new CudaArchitecture(8, 9)]);
+
+        Assert.All(reports, r => Assert.True(r.Ok, r.Error));
+        var asm = reports[0];
+        Assert.Equal((0L, 12L, 0L), (asm.LocalBytes, asm.AsmSlotBytes, asm.SharedBytes));   // three 4-byte operands
+        var stack = reports[1];
+        Assert.Equal((32L, 0L), (stack.LocalBytes, stack.AsmSlotBytes));                    // float[8] indexed at run time
+        Assert.Equal(1024L, reports[2].SharedBytes);                                        // float[256]
+        Assert.Equal(0L, reports[2].LocalBytes);
+    }
+
+    [Theory]
+    [InlineData("sm_75x")]
+    [InlineData("compute_80")]
+    [InlineData(" , ")]
+    public void ArchitectureListsOtherThanSmXyAreRejectedByName(string list)
+    {
+        var ex = Assert.Throws<ArgumentException>(() => PtxCompiler.ParseArchitectures(list));
+        Assert.Contains("sm_", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ArchitectureListsParseInOrderWithoutDuplicates()
+    {
+        var archs = PtxCompiler.ParseArchitectures("sm_90, sm_80,sm_90");
+        Assert.Equal(["sm_90", "sm_80"], archs.Select(PtxCompiler.NameOf));
+    }
+
+    private static KernelEntryPoint Entry(string name, bool explicitly) =>
+        new("PtxCompilationTests", name, "gpu", typeof(PtxCompilationTests).GetMethod(name, BindingFlags.NonPublic | BindingFlags.Static)!, explicitly);
+
+    private static void AsmKernel(Index1D i, ArrayView<uint> a, ArrayView<float> o)
+    {
+        Input<uint> a0 = a[0];
+        Ref<float> c0 = 0f, c1 = 0f;
+        CudaAsm.EmitRef("add.f32 %0, %1, %1;", ref c0, ref c1);
+        CudaAsm.EmitRef("mov.b32 %0, %1;", ref c1, ref a0);
+        o[i] = c0.Value + c1.Value;
+    }
+
+    private static void StackArrayKernel(Index1D i, ArrayView<float> o, int k)
+    {
+        var arr = LocalMemory.Allocate<float>(8);
+        for (int j = 0; j < 8; j++)
+            arr[j] = o[j];
+        o[i] = arr[k & 7];
+    }
+
+    private static void SharedKernel(ArrayView<float> o)
+    {
+        var s = SharedMemory.Allocate<float>(256);
+        s[Group.IdxX] = o[Group.IdxX];
+        Group.Barrier();
+        o[Grid.GlobalIndex.X] = s[255 - Group.IdxX];
+    }
+}
