@@ -21,5 +21,6 @@ internal static class CliApp
         yield return ZImage.Cli.Commands.GenerateCommand.Create();
         yield return ZImage.Cli.Commands.PlanCommand.Create();
         yield return ZImage.Cli.Commands.KernelsCommand.Create();
+        yield return ZImage.Cli.Commands.DoctorCommand.Create();
     }
 }
