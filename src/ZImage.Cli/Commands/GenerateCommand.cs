@@ -37,11 +37,13 @@ internal static class GenerateCommand
         var allocator = CliOptions.Allocator();
         var json = CliOptions.Json();
         var onOutOfRange = OutOfRangeOption.Create();
+        var ladder = new ResidencyCliOptions();
         var command = new Command("generate", "Generate an image.")
         {
             prompt, negative, width, height, steps, guidance, seed, mode, output, model, latents, device, deviceBytes, inference, allocator, json,
         };
         command.Options.Add(onOutOfRange);
+        foreach (var o in ladder.All) command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
             try
@@ -49,7 +51,7 @@ internal static class GenerateCommand
                 return await RunAsync(parse, ct);
             }
             catch (Exception e) when (e is Microsoft.Extensions.Options.OptionsValidationException or InvalidGenerationRequestException
-                or RequestExceedsBudgetException or ArgumentException or FormatException or DirectoryNotFoundException or FileNotFoundException)
+                or RequestExceedsBudgetException or Runtime.Residency.RungNotAvailableException or Runtime.Residency.InsufficientHostMemoryException or ArgumentException or FormatException or DirectoryNotFoundException or FileNotFoundException)
             {
                 Console.Error.WriteLine("zimage generate: " + e.Message);
                 return 1;
@@ -60,6 +62,8 @@ internal static class GenerateCommand
         async Task<int> RunAsync(ParseResult parse, CancellationToken ct)
         {
             bool asJson = parse.GetValue(json);
+            var residency = new Runtime.Residency.ResidencyOptions();
+            ladder.Apply(parse, residency);
             string? dir = parse.GetValue(model);
             if (dir is null && !asJson) AnsiConsole.MarkupLine("[yellow]" + Markup.Escape(DemoNotice) + "[/]");
 
@@ -70,6 +74,7 @@ internal static class GenerateCommand
                 o.ModelDirectory = dir;
                 o.Device = parse.GetValue(device);
                 o.AllocatorSettings = parse.GetValue(allocator) ?? "";
+                o.Residency = residency;
                 o.Budget.DeviceMemory = CliOptions.Size("--device-bytes", parse.GetValue(deviceBytes));
                 o.Budget.Inference = CliOptions.Size("--inference", parse.GetValue(inference));
                 o.Limits.OutOfRange = OutOfRangeOption.Policy(parse.GetValue(onOutOfRange));
@@ -180,12 +185,16 @@ internal static class GenerateCommand
                         buffer_bytes = snapshot.BufferBytes,
                         free_bytes = snapshot.FreeBytes,
                     },
+                    strategy = ResidencyCliOptions.Json(result.Plan.Strategy),
+                    host_bytes = result.Plan.HostBytes,
+                    uploaded_bytes_per_step = result.Plan.UploadedBytesPerStep,
                     request_peak_bytes = result.Plan.RequestPeakBytes,
                     stages = result.Stages.Select(s => new { name = s.Name, planned_peak_bytes = s.PlannedPeakBytes, measured_peak_bytes = s.MeasuredPeakBytes }),
                 });
                 return 0;
             }
             foreach (var w in result.Warnings) AnsiConsole.MarkupLine("[yellow]warning:[/] " + Markup.Escape(w));
+            if (result.Plan.Strategy is { } strat) AnsiConsole.MarkupLine("[bold]strategy[/] " + Markup.Escape(strat.Describe()));
             AnsiConsole.MarkupLine($"[bold]Memory[/] ({snapshot.State}) on {Markup.Escape(pipeline.Model.DeviceName)}");
             AnsiConsole.Write(MemoryView.Bar(snapshot));
             AnsiConsole.Write(MemoryView.Stages(result.Stages.Select(s => (s.Name, s.PlannedPeakBytes, (long?)s.MeasuredPeakBytes, (TimeSpan?)s.Duration))));

@@ -34,12 +34,15 @@ internal static class PlanCommand
         var buffer = CliOptions.Buffer();
         var allocator = CliOptions.Allocator();
         var json = CliOptions.Json();
+        var ladder = new ResidencyCliOptions();
+        var recommend = new Option<bool>("--recommend") { Description = "For 6, 8, 12, 16, 24 and 48 GiB cards: the largest resolution per mode and the rungs used, from exact plans." };
         var command = new Command("plan", "Show the exact memory plan of a request (per-stage peaks, carve-up, fits or how much more it needs).")
         {
-            prompt, negative, width, height, steps, guidance, mode, model, deviceBytes, inference, reserve, buffer, allocator, json,
+            prompt, negative, width, height, steps, guidance, mode, model, deviceBytes, inference, reserve, buffer, allocator, json, recommend,
         };
         var onOutOfRange = OutOfRangeOption.Create();
         command.Options.Add(onOutOfRange);
+        foreach (var o in ladder.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
             try
@@ -47,7 +50,7 @@ internal static class PlanCommand
                 return Run(parse);
             }
             catch (Exception e) when (e is InvalidGenerationRequestException or ArgumentException or FormatException or DirectoryNotFoundException
-                or FileNotFoundException or CheckpointConfigurationException)
+                or FileNotFoundException or CheckpointConfigurationException or Runtime.Residency.RungNotAvailableException)
             {
                 Console.Error.WriteLine("zimage plan: " + e.Message);
                 return 1;
@@ -69,9 +72,18 @@ internal static class PlanCommand
             var config = dir is null ? ZImageConfig.Turbo : ZImageConfig.Load(dir);
             string tokDir = dir is null ? "" : Path.Combine(dir, ZImageConfig.TokenizerFolder);
             var tokenizer = dir is not null && File.Exists(Path.Combine(tokDir, "tokenizer.json")) ? Qwen2Tokenizer.Load(tokDir) : null;
-            var engine = ZImageEngine.CreatePlanning(config, device, AllocatorSettings.Parse(options.AllocatorSettings), options.WeightDType, tokenizer,
-                dir is null ? "Z-Image-Turbo (embedded config)" : new DirectoryInfo(dir).Name);
-            using var pipeline = new ImagePipeline(engine, options);
+            ladder.Apply(parse, options.Residency);
+            string modelName = dir is null ? "Z-Image-Turbo (embedded config)" : new DirectoryInfo(dir).Name;
+            var settings = AllocatorSettings.Parse(options.AllocatorSettings);
+            MemoryPlan PlanWith(Runtime.Residency.ResidencyStrategy s, GenerationRequest r, long deviceBytes)
+            {
+                var o = new ZImageOptions { AllocatorSettings = options.AllocatorSettings, Budget = options.Budget, Presets = options.Presets, Residency = options.Residency };
+                o.Budget.DeviceMemory = deviceBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                using var p = new ImagePipeline(ZImageEngine.CreatePlanning(config, deviceBytes, settings, s.MatrixDType, tokenizer, modelName, s), o);
+                return p.Plan(r);
+            }
+            if (parse.GetValue(recommend))
+                return PlanRecommend.Run(options, (s, r, d) => PlanWith(s, r, d), parse.GetValue(json), modelName);
             var request = new GenerationRequest
             {
                 Prompt = parse.GetValue(prompt) ?? "",
@@ -82,13 +94,16 @@ internal static class PlanCommand
                 Guidance = parse.GetValue(guidance),
                 Mode = parse.GetValue(mode),
             };
-            var plan = pipeline.Plan(request);
+            var (strategy, plan) = Runtime.Residency.StrategyChooser.Choose(options.Residency, Runtime.Residency.WeightFormat.BF16, s => PlanWith(s, request, device));
             if (parse.GetValue(json))
             {
                 JsonOut.Write(new
                 {
-                    model = engine.Description.ModelName,
-                    tokenizer = engine.Description.TokenizerNote,
+                    model = modelName,
+                    tokenizer = tokenizer is not null ? $"Qwen2 byte-level BPE ({tokenizer.Source})" : "byte-level fallback",
+                    strategy = ResidencyCliOptions.Json(strategy),
+                    host_bytes = plan.HostBytes,
+                    uploaded_bytes_per_step = plan.UploadedBytesPerStep,
                     device_bytes = plan.DeviceBytes,
                     system_reserve_bytes = plan.SystemReserveBytes,
                     base_bytes = plan.BaseBytes,
@@ -104,7 +119,9 @@ internal static class PlanCommand
                 });
                 return plan.Fits ? 0 : 2;
             }
-            AnsiConsole.MarkupLine($"[bold]Plan[/] for {Markup.Escape(engine.Description.ModelName)} on a {ByteSize.Format(plan.DeviceBytes)} device (simulated, allocator policy {Markup.Escape(options.AllocatorSettings is { Length: > 0 } s ? s : "default")})");
+            AnsiConsole.MarkupLine($"[bold]Plan[/] for {Markup.Escape(modelName)} on a {ByteSize.Format(plan.DeviceBytes)} device (simulated, allocator policy {Markup.Escape(options.AllocatorSettings is { Length: > 0 } s ? s : "default")})");
+            AnsiConsole.MarkupLine("[bold]strategy[/] " + Markup.Escape(strategy.Describe()));
+            AnsiConsole.MarkupLine($"host memory for streamed weights {ByteSize.Format(plan.HostBytes)} | uploaded per step {ByteSize.Format(plan.UploadedBytesPerStep)}");
             AnsiConsole.Write(MemoryView.Bar(plan));
             AnsiConsole.MarkupLine($"system reserve {ByteSize.Format(plan.SystemReserveBytes)} | base {ByteSize.Format(plan.BaseBytes)} | inference {ByteSize.Format(plan.InferenceBytes)} | buffer {ByteSize.Format(plan.BufferBytes)} | free {ByteSize.Format(plan.FreeBytes)}");
             AnsiConsole.Write(MemoryView.Stages(plan.Stages.Select(s => (s.Name, s.PeakBytes, (long?)null, (TimeSpan?)null))));

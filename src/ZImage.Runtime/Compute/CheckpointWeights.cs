@@ -22,7 +22,7 @@ public sealed record CheckpointWeightsOptions
 /// already bf16), vectors to F32. Each tensor is uploaded on first request and cached; the provider owns them.
 /// <see cref="GatherRows"/> reads rows of host-resident tables (e.g. <c>embed_tokens</c>) without uploading them.
 /// </summary>
-public sealed class CheckpointWeights : IWeightProvider
+public sealed class CheckpointWeights : IWeightProvider, Residency.IStreamableWeights
 {
     // Conversion is staged in chunks so that a multi-GB fp32 matrix never needs a second full-size host copy.
     private const int ChunkElements = 1 << 20;
@@ -90,6 +90,17 @@ public sealed class CheckpointWeights : IWeightProvider
     }
 
     /// <inheritdoc />
+    /// <exception cref="KeyNotFoundException">The checkpoint has no such tensor.</exception>
+    /// <exception cref="WeightShapeException">The stored shape differs from the destination's.</exception>
+    public void LoadInto(string name, bool matrix, Tensor destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        WeightCache.ValidateRequest(name, destination.Shape, _disposed, this);
+        var info = CheckedInfo(name, destination.Shape);
+        Upload(name, info.DType, _reader.GetBytes(name), destination);
+    }
+
+    /// <inheritdoc />
     public void Dispose()
     {
         if (_disposed) return;
@@ -103,11 +114,7 @@ public sealed class CheckpointWeights : IWeightProvider
         WeightCache.ValidateRequest(name, shape, _disposed, this);
         if (_tensors.TryGet(name, shape, null, out var cached))
             return cached;
-        var info = _reader.GetInfo(name);
-        if (!info.Shape.SequenceEqual(shape)) throw new WeightShapeException(name, shape, info.Shape);
-        if (info.DType is not (SafetensorsDType.F32 or SafetensorsDType.BF16 or SafetensorsDType.F16))
-            throw new WeightShapeException(name, shape, info.Shape, $"Its dtype {info.DType} is not a float type (F32, BF16, F16).");
-
+        var info = CheckedInfo(name, shape);
         var tensor = WeightCache.Allocate(_allocator, info.ElementCount, dtype, shape);
         try
         {
@@ -119,6 +126,15 @@ public sealed class CheckpointWeights : IWeightProvider
             throw;
         }
         return _tensors.Add(name, tensor);
+    }
+
+    private SafetensorsTensorInfo CheckedInfo(string name, int[] shape)
+    {
+        var info = _reader.GetInfo(name);
+        if (!info.Shape.SequenceEqual(shape)) throw new WeightShapeException(name, shape, info.Shape);
+        if (info.DType is not (SafetensorsDType.F32 or SafetensorsDType.BF16 or SafetensorsDType.F16))
+            throw new WeightShapeException(name, shape, info.Shape, $"Its dtype {info.DType} is not a float type (F32, BF16, F16).");
+        return info;
     }
 
     private static void Upload(string name, SafetensorsDType source, ReadOnlySpan<byte> bytes, Tensor tensor)

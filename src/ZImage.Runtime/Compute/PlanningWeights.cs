@@ -8,7 +8,7 @@ namespace ZImage.Runtime.Compute;
 /// on a simulated device, without any data. <see cref="GatherRows"/> returns zeros. Requesting the same name twice
 /// returns the same tensor, as the checkpoint provider does.
 /// </summary>
-public sealed class PlanningWeights : IWeightProvider
+public sealed class PlanningWeights : IWeightProvider, Residency.IStreamableWeights
 {
     private readonly IDeviceAllocator _allocator;
     private readonly WeightCache _tensors = new();
@@ -45,6 +45,16 @@ public sealed class PlanningWeights : IWeightProvider
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (dim <= 0) throw new ArgumentOutOfRangeException(nameof(dim), dim, "dim must be > 0.");
         return new float[checked(rows.Length * dim)];
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Planning: nothing is written; the destination's shape is checked as the checkpoint provider would.</remarks>
+    public void LoadInto(string name, bool matrix, Tensor destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        WeightCache.ValidateRequest(name, destination.Shape, _disposed, this);
+        foreach (int d in destination.Shape)
+            if (d <= 0) throw new WeightShapeException(name, destination.Shape, destination.Shape, "Dimensions must be positive.");
     }
 
     /// <inheritdoc />

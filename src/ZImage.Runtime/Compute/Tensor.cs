@@ -50,6 +50,10 @@ public sealed class Tensor : IDisposable
             throw new ArgumentException($"Shape [{string.Join(",", shape)}] {dtype} at element offset {elementOffset} needs {(elementOffset + n) * ElementSize(dtype)} B but the block has {allocation.Size} B.", nameof(shape));
     }
 
+    /// <summary>A non-owning <paramref name="dtype"/> view of <paramref name="shape"/> at <paramref name="elementOffset"/> elements into a block (residency slots).</summary>
+    internal static Tensor View(DeviceAllocation allocation, TensorDType dtype, long elementOffset, int[] shape) =>
+        new(allocation, dtype, elementOffset, ownsAllocation: false, shape);
+
     /// <summary>The device block.</summary>
     public DeviceAllocation Allocation { get; }
     /// <summary>Element type.</summary>

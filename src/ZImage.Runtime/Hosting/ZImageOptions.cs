@@ -57,8 +57,11 @@ public sealed class ZImageOptions
     /// <summary>The accelerator.</summary>
     public DevicePreference Device { get; set; } = DevicePreference.Auto;
 
-    /// <summary>The device dtype of large weight matrices (F32, F16 or BF16).</summary>
+    /// <summary>The device dtype of large weight matrices (F32, F16 or BF16) that <c>--weights auto</c> resolves to.</summary>
     public TensorDType WeightDType { get; set; } = TensorDType.BF16;
+
+    /// <summary>The memory ladder: offload, weight format, activations, VAE tiling (default: auto, the fastest rung whose exact plan fits).</summary>
+    public Residency.ResidencyOptions Residency { get; set; } = new();
 
     /// <summary>Caching-allocator settings in <c>PYTORCH_CUDA_ALLOC_CONF</c> syntax, e.g. <c>max_split_size_mb:128</c>. Plans use the same settings.</summary>
     public string AllocatorSettings { get; set; } = "";

@@ -98,12 +98,19 @@ internal static class GenerationRunner
                             float t = engine.ModelTime(sigmas[step]);
                             // diffusers: guidance is dropped on steps whose model time exceeds the truncation threshold.
                             bool guide = cfg && !(request.CfgTruncation <= 1f && t > request.CfgTruncation);
-                            using var pred = engine.Predict(latents, t, cap!);
                             if (guide)
                             {
-                                using var neg = engine.Predict(latents, t, capNeg!);
-                                engine.CombineGuidance(pred, neg, request.Guidance, request.CfgNormalization);
+                                var (pos, neg) = engine.PredictGuided(latents, t, cap!, capNeg!);
+                                using (pos)
+                                using (neg)
+                                {
+                                    engine.CombineGuidance(pos, neg, request.Guidance, request.CfgNormalization);
+                                    neg.Dispose();
+                                    engine.EulerStep(latents, pos, sigmas[step + 1] - sigmas[step]);
+                                }
+                                return 0;
                             }
+                            using var pred = engine.Predict(latents, t, cap!);
                             engine.EulerStep(latents, pred, sigmas[step + 1] - sigmas[step]);
                             return 0;
                         });

@@ -72,6 +72,30 @@ public interface IGenerationEngine : IDisposable
     /// <summary>One DiT forward: the raw model output for <paramref name="latents"/> at <paramref name="modelTime"/> (owned by the caller).</summary>
     Tensor Predict(Tensor latents, float modelTime, Tensor caption);
 
+    /// <summary>
+    /// The positive and negative DiT forwards of one guided step (owned by the caller). Engines that stream the DiT run
+    /// both block by block so each block is uploaded once per step; the default runs two <see cref="Predict"/> calls.
+    /// </summary>
+    (Tensor Positive, Tensor Negative) PredictGuided(Tensor latents, float modelTime, Tensor caption, Tensor negativeCaption)
+    {
+        var pos = Predict(latents, modelTime, caption);
+        try
+        {
+            return (pos, Predict(latents, modelTime, negativeCaption));
+        }
+        catch
+        {
+            pos.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The rung of the memory ladder this engine runs (null when it has no ladder, e.g. a test fake).</summary>
+    Residency.ResidencyStrategy? Strategy => null;
+
+    /// <summary>Host bytes of streamed weights, device bytes of their slots and bytes uploaded so far (zero when nothing streams).</summary>
+    Residency.RingReport Streaming => default;
+
     /// <summary>CFG in place: <c>pos = pos + g·(pos − neg)</c>, then, when <paramref name="normalization"/> &gt; 0, caps ‖pos‖ at normalization × the original ‖pos‖.</summary>
     void CombineGuidance(Tensor positive, Tensor negative, float guidance, float normalization);
 

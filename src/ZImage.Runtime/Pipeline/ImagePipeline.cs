@@ -296,7 +296,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
 
     private MemoryPlan PlanResolved(GenerationParameters p, bool withAlternatives)
     {
-        var stages = PlanStages(p, null);
+        var (stages, uploaded, host) = PlanStagesWithUploads(p);
         var carve = CurrentCarveUp();
         var plan = new MemoryPlan
         {
@@ -306,11 +306,30 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
             InferenceBytes = carve.InferenceBytes,
             BufferBytes = carve.BufferBytes,
             Stages = stages,
+            Strategy = _engine.Strategy,
+            HostBytes = host,
+            UploadedBytesPerStep = uploaded,
         };
         if (!plan.Fits && withAlternatives)
             plan = plan with { FittingAlternatives = Alternatives(p, plan) };
         return plan;
     }
+
+    // The stages, and the bytes the streamed DiT blocks upload per denoising step (measured on the planner's ring).
+    private (IReadOnlyList<StagePlan>, long, long) PlanStagesWithUploads(GenerationParameters p)
+    {
+        lock (_planLock)
+        {
+            var planner = Planner();
+            long te = StreamedUploads(planner);
+            var stages = PlanStages(p, null);
+            long total = StreamedUploads(planner) - te;
+            return (stages, p.Steps * p.NumImages == 0 ? 0 : total / (p.Steps * p.NumImages), planner.Streaming.HostBytes);
+        }
+    }
+
+    private static long StreamedUploads(IGenerationEngine planner) =>
+        planner is Engine.ZImageEngine z ? z.TransformerStreaming.UploadedBytes : 0;
 
     private IReadOnlyList<StagePlan> PlanStages(GenerationParameters p, (int[], int[]?)? ids)
     {

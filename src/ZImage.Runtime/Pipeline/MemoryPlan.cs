@@ -34,6 +34,12 @@ public sealed record MemoryPlan
     public bool Fits => RequestPeakBytes <= InferenceBytes && FreeBytes >= 0;
     /// <summary>How much more device memory the request needs (0 when it fits): its excess over the inference segment plus any over-commitment of the carve-up.</summary>
     public long NeedsMoreBytes => Math.Max(0, RequestPeakBytes - InferenceBytes) + Math.Max(0, -FreeBytes);
+    /// <summary>The rung of the memory ladder the plan was made for (null for engines without one).</summary>
+    public Residency.ResidencyStrategy? Strategy { get; init; }
+    /// <summary>Host bytes the rung keeps streamed weights in (0 when everything is resident).</summary>
+    public long HostBytes { get; init; }
+    /// <summary>Bytes uploaded to the device per denoising step by streamed DiT blocks (0 when resident).</summary>
+    public long UploadedBytesPerStep { get; init; }
     /// <summary>Smaller settings that fit, e.g. <c>768×768 Turbo</c> (empty when it fits or nothing does).</summary>
     public IReadOnlyList<string> FittingAlternatives { get; init; } = [];
 

@@ -1,6 +1,7 @@
 using ZImage.Runtime.Compute;
 using ZImage.Runtime.Memory;
 using ZImage.Runtime.Models.Configuration;
+using ZImage.Runtime.Residency;
 
 namespace ZImage.Runtime.Models.TextEncoder;
 
@@ -12,7 +13,7 @@ namespace ZImage.Runtime.Models.TextEncoder;
 /// allocates only activations (tag <see cref="AllocationTags.TextEncoder"/>) and frees each as soon as it is dead,
 /// so a planning run makes exactly the allocations of a real one.
 /// </summary>
-public sealed class Qwen3TextEncoder
+public sealed class Qwen3TextEncoder : IDisposable
 {
     /// <summary>The key prefix of the diffusers/transformers text-encoder checkpoint (<c>model.layers.0...</c>).</summary>
     public const string DefaultKeyPrefix = "model.";
@@ -21,6 +22,7 @@ public sealed class Qwen3TextEncoder
     private readonly IWeightProvider _weights;
     private readonly string _prefix;
     private readonly Layer[] _layers;
+    private readonly LayerRing<Layer>? _ring;
     private readonly float[] _invFreq;
 
     /// <summary>Fetches the weights of layers 0 .. <c>num_hidden_layers − 2</c> and prepares the RoPE frequencies.</summary>
@@ -28,8 +30,10 @@ public sealed class Qwen3TextEncoder
     /// <param name="weights">Weight source (checkpoint or planning); owns the weight tensors.</param>
     /// <param name="context">Allocator and ops for activations.</param>
     /// <param name="keyPrefix">Prefix of every checkpoint key (default <see cref="DefaultKeyPrefix"/>; "" for a bare <c>Qwen3Model</c> state dict).</param>
+    /// <param name="placement">Resident layers (default), or layers streamed through a ring of two device slots (needs an <see cref="IStreamableWeights"/> provider).</param>
     /// <exception cref="ArgumentOutOfRangeException">A config value is outside what the architecture allows.</exception>
-    public Qwen3TextEncoder(Qwen3Config config, IWeightProvider weights, ComputeContext context, string keyPrefix = DefaultKeyPrefix)
+    public Qwen3TextEncoder(Qwen3Config config, IWeightProvider weights, ComputeContext context, string keyPrefix = DefaultKeyPrefix,
+        LayerPlacement placement = LayerPlacement.Resident)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(weights);
@@ -43,31 +47,53 @@ public sealed class Qwen3TextEncoder
         HeadDim = config.HeadDim;
         _invFreq = InverseFrequencies(config.RopeTheta, HeadDim);
 
-        int hidden = config.HiddenSize, dh = HeadDim;
-        int qDim = config.NumAttentionHeads * dh, kvDim = config.NumKeyValueHeads * dh, inter = config.IntermediateSize;
-        _layers = new Layer[config.NumHiddenLayers - 1];
-        for (int i = 0; i < _layers.Length; i++)
+        int count = config.NumHiddenLayers - 1;
+        if (placement == LayerPlacement.Streamed)
         {
-            string p = $"{keyPrefix}layers.{i}.";
-            Tensor? Bias(string name, int width) => config.AttentionBias ? weights.Vector(p + name, width) : null;
-            _layers[i] = new Layer(
-                InputNorm: weights.Vector(p + "input_layernorm.weight", hidden),
-                Q: weights.Matrix(p + "self_attn.q_proj.weight", qDim, hidden),
-                K: weights.Matrix(p + "self_attn.k_proj.weight", kvDim, hidden),
-                V: weights.Matrix(p + "self_attn.v_proj.weight", kvDim, hidden),
-                O: weights.Matrix(p + "self_attn.o_proj.weight", hidden, qDim),
-                QNorm: weights.Vector(p + "self_attn.q_norm.weight", dh),
-                KNorm: weights.Vector(p + "self_attn.k_norm.weight", dh),
-                PostNorm: weights.Vector(p + "post_attention_layernorm.weight", hidden),
-                Gate: weights.Matrix(p + "mlp.gate_proj.weight", inter, hidden),
-                Up: weights.Matrix(p + "mlp.up_proj.weight", inter, hidden),
-                Down: weights.Matrix(p + "mlp.down_proj.weight", hidden, inter),
-                QBias: Bias("self_attn.q_proj.bias", qDim),
-                KBias: Bias("self_attn.k_proj.bias", kvDim),
-                VBias: Bias("self_attn.v_proj.bias", kvDim),
-                OBias: Bias("self_attn.o_proj.bias", hidden));
+            var source = weights as IStreamableWeights
+                ?? throw new ArgumentException($"Streaming the text-encoder layers needs an {nameof(IStreamableWeights)} provider; {weights.GetType().Name} is not one.", nameof(weights));
+            _ring = new LayerRing<Layer>(source, context.Allocator, count, (w, i) => BuildLayer(w, config, keyPrefix, i));
+            _layers = [];
+        }
+        else
+        {
+            _layers = new Layer[count];
+            for (int i = 0; i < _layers.Length; i++) _layers[i] = BuildLayer(weights, config, keyPrefix, i);
         }
     }
+
+    private static Layer BuildLayer(IWeightProvider weights, Qwen3Config config, string keyPrefix, int i)
+    {
+        int hidden = config.HiddenSize, dh = config.HeadDim;
+        int qDim = config.NumAttentionHeads * dh, kvDim = config.NumKeyValueHeads * dh, inter = config.IntermediateSize;
+        string p = $"{keyPrefix}layers.{i}.";
+        Tensor? Bias(string name, int width) => config.AttentionBias ? weights.Vector(p + name, width) : null;
+        return new Layer(
+            InputNorm: weights.Vector(p + "input_layernorm.weight", hidden),
+            Q: weights.Matrix(p + "self_attn.q_proj.weight", qDim, hidden),
+            K: weights.Matrix(p + "self_attn.k_proj.weight", kvDim, hidden),
+            V: weights.Matrix(p + "self_attn.v_proj.weight", kvDim, hidden),
+            O: weights.Matrix(p + "self_attn.o_proj.weight", hidden, qDim),
+            QNorm: weights.Vector(p + "self_attn.q_norm.weight", dh),
+            KNorm: weights.Vector(p + "self_attn.k_norm.weight", dh),
+            PostNorm: weights.Vector(p + "post_attention_layernorm.weight", hidden),
+            Gate: weights.Matrix(p + "mlp.gate_proj.weight", inter, hidden),
+            Up: weights.Matrix(p + "mlp.up_proj.weight", inter, hidden),
+            Down: weights.Matrix(p + "mlp.down_proj.weight", hidden, inter),
+            QBias: Bias("self_attn.q_proj.bias", qDim),
+            KBias: Bias("self_attn.k_proj.bias", kvDim),
+            VBias: Bias("self_attn.v_proj.bias", kvDim),
+            OBias: Bias("self_attn.o_proj.bias", hidden));
+    }
+
+    /// <summary>Where the decoder layers live (resident, or streamed through a ring of device slots).</summary>
+    public LayerPlacement Placement => _ring is null ? LayerPlacement.Resident : LayerPlacement.Streamed;
+
+    /// <summary>The ring's host bytes, device bytes and bytes uploaded so far (all zero when resident).</summary>
+    public RingReport Streaming => RingReport.Of(_ring);
+
+    /// <summary>Releases the streaming slots (resident weights belong to the provider).</summary>
+    public void Dispose() => _ring?.Dispose();
 
     /// <summary>The configuration the encoder was built from.</summary>
     public Qwen3Config Config { get; }
@@ -79,7 +105,7 @@ public sealed class Qwen3TextEncoder
     public int HiddenSize => Config.HiddenSize;
 
     /// <summary>How many decoder layers run (<c>num_hidden_layers − 1</c>).</summary>
-    public int LayersRun => _layers.Length;
+    public int LayersRun => _ring?.LayerCount ?? _layers.Length;
 
     /// <summary>
     /// Encodes the real (unpadded) tokens of one prompt. With the pipeline's right padding and causal attention, the
@@ -115,8 +141,9 @@ public sealed class Qwen3TextEncoder
             ops.Upload(sinHost, sin);
             ops.Upload(_weights.GatherRows(_prefix + "embed_tokens.weight", ids, hidden), x);
 
-            foreach (var layer in _layers)
+            for (int li = 0; li < LayersRun; li++)
             {
+                var layer = _ring is null ? _layers[li] : _ring.Get(li);
                 // Attention: x += o_proj(attn(rope(q_norm(q)), rope(k_norm(k)), v))
                 Tensor q, k, v;
                 using (var h = _context.Empty(tag, l, hidden))

@@ -1,6 +1,7 @@
 using ZImage.Runtime.Compute;
 using ZImage.Runtime.Memory;
 using ZImage.Runtime.Models.Configuration;
+using ZImage.Runtime.Residency;
 
 namespace ZImage.Runtime.Models.Transformer;
 
@@ -11,7 +12,7 @@ namespace ZImage.Runtime.Models.Transformer;
 /// <see cref="AllocationTags.Transformer"/> tag and disposed as soon as they are dead, so a planning forward
 /// (no-op ops over a simulated device) reproduces the real allocation sequence and peak.
 /// </summary>
-public sealed class ZImageTransformer
+public sealed class ZImageTransformer : IDisposable
 {
     private const string Tag = AllocationTags.Transformer;
 
@@ -23,7 +24,9 @@ public sealed class ZImageTransformer
     private readonly Tensor _xeW, _xeB, _xPad, _capPad;
     private readonly Tensor _capNormW, _ceW, _ceB;
     private readonly Tensor _finalAdaW, _finalAdaB, _finalW, _finalB;
-    private readonly Block[] _noiseRefiner, _contextRefiner, _layers;
+    // Execution order: noise refiners, context refiners, main layers (resident, or streamed through the ring).
+    private readonly Block[] _blocks;
+    private readonly LayerRing<Block>? _ring;
 
     /// <summary>Builds the model and fetches (uploads) every weight from <paramref name="weights"/>.</summary>
     /// <param name="config">The transformer config (e.g. <c>ZImageConfig.Turbo.Transformer</c> or one loaded from a checkpoint).</param>
@@ -31,12 +34,32 @@ public sealed class ZImageTransformer
     /// <param name="context">Allocator and ops for activations.</param>
     /// <exception cref="ArgumentOutOfRangeException">The config is not a supported Z-Image DiT.</exception>
     /// <exception cref="WeightShapeException">A weight has another shape than the config implies.</exception>
-    public ZImageTransformer(TransformerConfig config, IWeightProvider weights, ComputeContext context)
-        : this(TransformerDims.From(config), weights, context)
+    /// <param name="placement">Resident blocks (default), or blocks streamed through a ring of two device slots (needs an <see cref="IStreamableWeights"/> provider).</param>
+    public ZImageTransformer(TransformerConfig config, IWeightProvider weights, ComputeContext context, LayerPlacement placement = LayerPlacement.Resident)
+        : this(TransformerDims.From(config), weights, context, placement)
     {
     }
 
-    internal ZImageTransformer(TransformerDims dims, IWeightProvider weights, ComputeContext context)
+    /// <summary>Where the blocks live (resident, or streamed through a ring of device slots).</summary>
+    public LayerPlacement Placement => _ring is null ? LayerPlacement.Resident : LayerPlacement.Streamed;
+
+    /// <summary>The ring's host bytes, device bytes and bytes uploaded so far (all zero when resident).</summary>
+    public RingReport Streaming => RingReport.Of(_ring);
+
+    /// <summary>Releases the streaming slots (resident weights belong to the provider).</summary>
+    public void Dispose() => _ring?.Dispose();
+
+    private static Block BuildBlock(IWeightProvider w, TransformerDims dims, int i)
+    {
+        int r = dims.RefinerLayers;
+        return i < r ? new Block(w, $"noise_refiner.{i}", dims, modulated: true)
+            : i < 2 * r ? new Block(w, $"context_refiner.{i - r}", dims, modulated: false)
+            : new Block(w, $"layers.{i - 2 * r}", dims, modulated: true);
+    }
+
+    private Block BlockAt(int i) => _ring is null ? _blocks[i] : _ring.Get(i);
+
+    internal ZImageTransformer(TransformerDims dims, IWeightProvider weights, ComputeContext context, LayerPlacement placement = LayerPlacement.Resident)
     {
         ArgumentNullException.ThrowIfNull(dims);
         ArgumentNullException.ThrowIfNull(weights);
@@ -57,9 +80,19 @@ public sealed class ZImageTransformer
         _capNormW = weights.Vector("cap_embedder.0.weight", dims.CapFeatDim);
         _ceW = weights.Matrix("cap_embedder.1.weight", d, dims.CapFeatDim);
         _ceB = weights.Vector("cap_embedder.1.bias", d);
-        _noiseRefiner = Enumerable.Range(0, dims.RefinerLayers).Select(i => new Block(weights, $"noise_refiner.{i}", dims, modulated: true)).ToArray();
-        _contextRefiner = Enumerable.Range(0, dims.RefinerLayers).Select(i => new Block(weights, $"context_refiner.{i}", dims, modulated: false)).ToArray();
-        _layers = Enumerable.Range(0, dims.Layers).Select(i => new Block(weights, $"layers.{i}", dims, modulated: true)).ToArray();
+        int blocks = 2 * dims.RefinerLayers + dims.Layers;
+        if (placement == LayerPlacement.Streamed)
+        {
+            var source = weights as IStreamableWeights
+                ?? throw new ArgumentException($"Streaming the DiT blocks needs an {nameof(IStreamableWeights)} provider; {weights.GetType().Name} is not one.", nameof(weights));
+            _ring = new LayerRing<Block>(source, context.Allocator, blocks, (w, i) => BuildBlock(w, dims, i));
+            _blocks = [];
+        }
+        else
+        {
+            _blocks = new Block[blocks];
+            for (int i = 0; i < blocks; i++) _blocks[i] = BuildBlock(weights, dims, i);
+        }
         _finalAdaW = weights.Matrix($"all_final_layer.{patchKey}.adaLN_modulation.1.weight", d, ada);
         _finalAdaB = weights.Vector($"all_final_layer.{patchKey}.adaLN_modulation.1.bias", d);
         _finalW = weights.Matrix($"all_final_layer.{patchKey}.linear.weight", dims.PatchDim, d);
@@ -82,81 +115,149 @@ public sealed class ZImageTransformer
     /// </summary>
     /// <exception cref="TensorShapeException">An input has the wrong shape or dtype.</exception>
     /// <exception cref="ArgumentOutOfRangeException">tModel is not finite, or the image/caption exceeds the RoPE tables.</exception>
-    public Tensor Forward(Tensor latents, float tModel, Tensor capFeats)
+    public Tensor Forward(Tensor latents, float tModel, Tensor capFeats) => Forward(latents, tModel, [capFeats])[0];
+
+    /// <summary>
+    /// One DiT evaluation per caption on the same latents and time (classifier-free guidance: positive and negative),
+    /// block by block: each block runs for every caption before the next block, so a streamed block is uploaded once
+    /// for all of them. With one caption this is exactly <see cref="Forward(Tensor, float, Tensor)"/>.
+    /// </summary>
+    /// <returns>One output per caption, in order (the caller disposes them).</returns>
+    /// <exception cref="TensorShapeException">An input has the wrong shape or dtype.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">tModel is not finite, or the image/caption exceeds the RoPE tables.</exception>
+    public Tensor[] Forward(Tensor latents, float tModel, IReadOnlyList<Tensor> captions)
     {
         ArgumentNullException.ThrowIfNull(latents);
-        ArgumentNullException.ThrowIfNull(capFeats);
+        ArgumentNullException.ThrowIfNull(captions);
+        if (captions.Count < 1) throw new ArgumentOutOfRangeException(nameof(captions), captions.Count, "At least one caption is required.");
         var dims = _dims;
         int p = dims.PatchSize, c = dims.InChannels, d = dims.Dim;
         if (latents.DType != TensorDType.F32 || latents.Shape.Length != 3 || latents.Shape[0] != c
             || latents.Shape[1] <= 0 || latents.Shape[2] <= 0 || latents.Shape[1] % p != 0 || latents.Shape[2] % p != 0)
             OpValidation.Throw($"latents must be [{c},Hl,Wl] F32 with Hl, Wl positive multiples of {p} but is {OpValidation.Fmt(latents)}.", nameof(latents));
-        if (capFeats.DType != TensorDType.F32 || capFeats.Shape.Length != 2 || capFeats.Shape[1] != dims.CapFeatDim || capFeats.Shape[0] <= 0)
-            OpValidation.Throw($"capFeats must be [L >= 1,{dims.CapFeatDim}] F32 but is {OpValidation.Fmt(capFeats)}.", nameof(capFeats));
+        foreach (var capFeats in captions)
+        {
+            ArgumentNullException.ThrowIfNull(capFeats, nameof(captions));
+            if (capFeats.DType != TensorDType.F32 || capFeats.Shape.Length != 2 || capFeats.Shape[1] != dims.CapFeatDim || capFeats.Shape[0] <= 0)
+                OpValidation.Throw($"capFeats must be [L >= 1,{dims.CapFeatDim}] F32 but is {OpValidation.Fmt(capFeats)}.", nameof(captions));
+        }
         if (!float.IsFinite(tModel)) throw new ArgumentOutOfRangeException(nameof(tModel), tModel, "tModel must be finite (normally 0..1).");
 
         int hl = latents.Shape[1], wl = latents.Shape[2];
         int ht = hl / p, wt = wl / p, ni = ht * wt, nip = TransformerDims.Ceil32(ni);
-        int l = capFeats.Shape[0], lp = TransformerDims.Ceil32(l);
-        int s = nip + lp;
-
-        // RoPE tables first: they validate the positions against axes_lens before anything is allocated.
-        var (cosHost, sinHost) = RopeTablesFor(ht, wt, nip, lp);
-
-        using var cond = TimestepEmbedding(tModel);
-        Observe("t_embedder", cond);
-
         int halfDh = dims.HeadDim / 2;
-        using var cos = _ctx.Empty(Tag, s, halfDh);
-        using var sin = _ctx.Empty(Tag, s, halfDh);
-        _ops.Upload(cosHost, cos);
-        _ops.Upload(sinHost, sin);
-
-        // The unified sequence [image (Nip), caption (Lp)] is built in place: the refiners run on row views of it,
-        // so no concat copy and no second hidden-state buffer is ever live.
-        using var unified = _ctx.Empty(Tag, s, d);
-        var image = unified.Rows(0, nip);
-        var caption = unified.Rows(nip, lp);
-
-        using (var patches = _ctx.Empty(Tag, ni, dims.PatchDim))
+        var branches = new Branch[captions.Count];
+        var outputs = new List<Tensor>(captions.Count);
+        try
         {
-            _ops.Patchify(latents, p, patches);
-            _ops.Linear(patches, _xeW, _xeB, image.Rows(0, ni));
-        }
-        Observe("x_embedder", image.Rows(0, ni));
-        if (nip > ni) _ops.FillRows(_xPad, image, ni, nip - ni);
+            for (int bi = 0; bi < branches.Length; bi++)
+            {
+                int l = captions[bi].Shape[0], lp = TransformerDims.Ceil32(l);
+                // RoPE tables first: they validate the positions against axes_lens before anything is allocated.
+                var (cosHost, sinHost) = RopeTablesFor(ht, wt, nip, lp);
+                var br = branches[bi] = new Branch { L = l, Lp = lp };
+                br.Cond = TimestepEmbedding(tModel);
+                Observe("t_embedder", br.Cond);
+                int s = nip + lp;
+                br.Cos = _ctx.Empty(Tag, s, halfDh);
+                br.Sin = _ctx.Empty(Tag, s, halfDh);
+                _ops.Upload(cosHost, br.Cos);
+                _ops.Upload(sinHost, br.Sin);
 
-        var imgCos = cos.Rows(0, nip);
-        var imgSin = sin.Rows(0, nip);
-        for (int i = 0; i < _noiseRefiner.Length; i++)
+                // The unified sequence [image (Nip), caption (Lp)] is built in place: the refiners run on row views of
+                // it, so no concat copy and no second hidden-state buffer is ever live.
+                br.Unified = _ctx.Empty(Tag, s, d);
+                var image = br.Unified.Rows(0, nip);
+                using (var patches = _ctx.Empty(Tag, ni, dims.PatchDim))
+                {
+                    _ops.Patchify(latents, p, patches);
+                    _ops.Linear(patches, _xeW, _xeB, image.Rows(0, ni));
+                }
+                Observe("x_embedder", image.Rows(0, ni));
+                if (nip > ni) _ops.FillRows(_xPad, image, ni, nip - ni);
+            }
+
+            int r = dims.RefinerLayers;
+            for (int i = 0; i < r; i++)
+            {
+                var block = BlockAt(i);
+                foreach (var br in branches)
+                {
+                    var image = br.Unified!.Rows(0, nip);
+                    RunBlock(block, image, br.Cos!.Rows(0, nip), br.Sin!.Rows(0, nip), br.Cond);
+                    Observe($"noise_refiner.{i}", image);
+                }
+            }
+
+            for (int bi = 0; bi < branches.Length; bi++)
+            {
+                var br = branches[bi];
+                var caption = br.Unified!.Rows(nip, br.Lp);
+                using (var capNormed = _ctx.Empty(Tag, br.L, dims.CapFeatDim))
+                {
+                    _ops.RmsNorm(captions[bi], _capNormW, dims.NormEps, capNormed);
+                    _ops.Linear(capNormed, _ceW, _ceB, caption.Rows(0, br.L));
+                }
+                Observe("cap_embedder", caption.Rows(0, br.L));
+                if (br.Lp > br.L) _ops.FillRows(_capPad, caption, br.L, br.Lp - br.L);
+            }
+
+            for (int i = 0; i < r; i++)
+            {
+                var block = BlockAt(r + i);
+                foreach (var br in branches)
+                {
+                    var caption = br.Unified!.Rows(nip, br.Lp);
+                    RunBlock(block, caption, br.Cos!.Rows(nip, br.Lp), br.Sin!.Rows(nip, br.Lp), null);
+                    Observe($"context_refiner.{i}", caption);
+                }
+            }
+
+            for (int i = 0; i < dims.Layers; i++)
+            {
+                var block = BlockAt(2 * r + i);
+                foreach (var br in branches)
+                {
+                    RunBlock(block, br.Unified!, br.Cos!, br.Sin!, br.Cond);
+                    Observe($"layers.{i}", br.Unified!);
+                }
+            }
+
+            foreach (var br in branches)
+            {
+                outputs.Add(FinalLayer(br.Unified!, br.Cond!, ni, hl, wl));
+                br.Dispose();
+            }
+            return [.. outputs];
+        }
+        catch
         {
-            RunBlock(_noiseRefiner[i], image, imgCos, imgSin, cond);
-            Observe($"noise_refiner.{i}", image);
+            foreach (var o in outputs) o.Dispose();
+            throw;
         }
-
-        using (var capNormed = _ctx.Empty(Tag, l, dims.CapFeatDim))
+        finally
         {
-            _ops.RmsNorm(capFeats, _capNormW, dims.NormEps, capNormed);
-            _ops.Linear(capNormed, _ceW, _ceB, caption.Rows(0, l));
+            foreach (var br in branches) br?.Dispose();
         }
-        Observe("cap_embedder", caption.Rows(0, l));
-        if (lp > l) _ops.FillRows(_capPad, caption, l, lp - l);
+    }
 
-        var capCos = cos.Rows(nip, lp);
-        var capSin = sin.Rows(nip, lp);
-        for (int i = 0; i < _contextRefiner.Length; i++)
+    // One caption's state through a forward; disposed in reverse allocation order.
+    private sealed class Branch : IDisposable
+    {
+        public int L { get; init; }
+        public int Lp { get; init; }
+        public Tensor? Cond { get; set; }
+        public Tensor? Cos { get; set; }
+        public Tensor? Sin { get; set; }
+        public Tensor? Unified { get; set; }
+
+        public void Dispose()
         {
-            RunBlock(_contextRefiner[i], caption, capCos, capSin, null);
-            Observe($"context_refiner.{i}", caption);
+            Unified?.Dispose();
+            Sin?.Dispose();
+            Cos?.Dispose();
+            Cond?.Dispose();
         }
-
-        for (int i = 0; i < _layers.Length; i++)
-        {
-            RunBlock(_layers[i], unified, cos, sin, cond);
-            Observe($"layers.{i}", unified);
-        }
-
-        return FinalLayer(unified, cond, ni, hl, wl);
     }
 
     /// <summary>c = MLP(sinusoid(t·t_scale)) <c>[1, adaLN dim]</c>; the sinusoid is built on the host in float32.</summary>

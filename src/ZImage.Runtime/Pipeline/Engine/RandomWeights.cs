@@ -9,7 +9,7 @@ namespace ZImage.Runtime.Pipeline.Engine;
 /// N(0, 1/fan_in), norm weights 1 + N(0, 0.1²), other vectors N(0, 0.1²), embedding rows N(0, 1). It demonstrates the
 /// pipeline and the memory guard; the images are noise-like, not meaningful.
 /// </summary>
-public sealed class RandomWeights : IWeightProvider
+public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeights
 {
     private readonly IDeviceAllocator _allocator;
     private readonly IComputeOps _ops;
@@ -30,16 +30,43 @@ public sealed class RandomWeights : IWeightProvider
     /// <inheritdoc />
     public Tensor Matrix(string name, params int[] shape)
     {
-        long fanIn = 1;
-        for (int i = 1; i < shape.Length; i++) fanIn *= shape[i];
-        return Get(name, MatrixDType, shape, (float)(1.0 / Math.Sqrt(Math.Max(1, fanIn))), 0f);
+        var (scale, offset) = Distribution(name, matrix: true, shape);
+        return Get(name, MatrixDType, shape, scale, offset);
     }
 
     /// <inheritdoc />
     public Tensor Vector(string name, params int[] shape)
     {
+        var (scale, offset) = Distribution(name, matrix: false, shape);
+        return Get(name, TensorDType.F32, shape, scale, offset);
+    }
+
+    /// <inheritdoc />
+    public void LoadInto(string name, bool matrix, Tensor destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var (scale, offset) = Distribution(name, matrix, destination.Shape);
+        Fill(name, destination, scale, offset);
+    }
+
+    private static (float Scale, float Offset) Distribution(string name, bool matrix, int[] shape)
+    {
+        if (matrix)
+        {
+            long fanIn = 1;
+            for (int i = 1; i < shape.Length; i++) fanIn *= shape[i];
+            return ((float)(1.0 / Math.Sqrt(Math.Max(1, fanIn))), 0f);
+        }
         bool norm = name.Contains("norm", StringComparison.Ordinal) && name.EndsWith(".weight", StringComparison.Ordinal);
-        return Get(name, TensorDType.F32, shape, 0.1f, norm ? 1f : 0f);
+        return (0.1f, norm ? 1f : 0f);
+    }
+
+    private void Fill(string name, Tensor t, float scale, float offset)
+    {
+        if (_ops.IsPlanning) return;
+        var host = SeededNoise.Create(Seed(name), checked((int)t.ElementCount));
+        for (int i = 0; i < host.Length; i++) host[i] = offset + scale * host[i];
+        _ops.Upload(host, t);
     }
 
     /// <inheritdoc />
@@ -57,12 +84,7 @@ public sealed class RandomWeights : IWeightProvider
         long n = 1;
         foreach (int d in shape) n *= d;
         var t = WeightCache.Allocate(_allocator, Math.Max(1, n), dtype, shape);
-        if (!_ops.IsPlanning)
-        {
-            var host = SeededNoise.Create(Seed(name), checked((int)n));
-            for (int i = 0; i < host.Length; i++) host[i] = offset + scale * host[i];
-            _ops.Upload(host, t);
-        }
+        Fill(name, t, scale, offset);
         return _cache.Add(name, t);
     }
 

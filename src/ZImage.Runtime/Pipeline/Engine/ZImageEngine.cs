@@ -9,6 +9,7 @@ using ZImage.Runtime.Models.TextEncoder;
 using ZImage.Runtime.Models.Tokenization;
 using ZImage.Runtime.Models.Transformer;
 using ZImage.Runtime.Models.Vae;
+using ZImage.Runtime.Residency;
 
 namespace ZImage.Runtime.Pipeline.Engine;
 
@@ -37,7 +38,9 @@ public sealed class ZImageEngine : IGenerationEngine
     private readonly string? _checkpointDir;
     private readonly Qwen2Tokenizer? _tokenizer;
     private readonly AllocatorSettings _settings;
-    private readonly TensorDType _matrixDType;
+    private TensorDType _matrixDType;
+    private ResidencyStrategy _strategy = ResidencyStrategy.Resident;
+    private string? _hostMemory;
     private readonly int _randomSeed;
     private readonly ComputeDevice? _device;
     private readonly IDeviceMemoryBackend _backend;
@@ -72,6 +75,7 @@ public sealed class ZImageEngine : IGenerationEngine
         _tokenizer = tokenizer;
         _settings = settings;
         _matrixDType = source == WeightSource.Random ? TensorDType.F32 : matrixDType;
+        _strategy = ResidencyStrategy.Resident with { Weights = FormatOf(_matrixDType) };
         _randomSeed = randomSeed;
         _device = device;
         _backend = backend;
@@ -92,6 +96,7 @@ public sealed class ZImageEngine : IGenerationEngine
     public static ZImageEngine Open(string? checkpointDir, ZImageEngineOptions? options = null)
     {
         options ??= new ZImageEngineOptions();
+        if (options.Strategy is { } requested) Validate(requested);
         var settings = AllocatorSettings.Parse(options.AllocatorSettings);
         ZImageConfig config;
         Qwen2Tokenizer? tokenizer = null;
@@ -118,8 +123,11 @@ public sealed class ZImageEngine : IGenerationEngine
                 : device.CreateAcceleratorBackend(options.CapacityBytes is { } cap ? new AcceleratorMemoryBackendOptions { CapacityBytes = cap } : null);
             if (options.BackendDecorator is { } decorate) backend = decorate(backend);
             var ops = new KernelComputeOps(new KernelContext(device.Accelerator));
-            return new ZImageEngine(config, checkpointDir is null ? WeightSource.Random : WeightSource.Checkpoint, checkpointDir, tokenizer, settings,
+            var engine = new ZImageEngine(config, checkpointDir is null ? WeightSource.Random : WeightSource.Checkpoint, checkpointDir, tokenizer, settings,
                 options.WeightDType, options.RandomSeed, device, backend, ops, name);
+            if (options.Strategy is { } strategy) engine.UseStrategy(strategy, options.HostMemory);
+            else engine._hostMemory = options.HostMemory;
+            return engine;
         }
         catch
         {
@@ -130,12 +138,51 @@ public sealed class ZImageEngine : IGenerationEngine
 
     /// <summary>A planning-only engine for <paramref name="config"/> (e.g. <see cref="ZImageConfig.Turbo"/>) on a simulated device: plans without weights.</summary>
     public static ZImageEngine CreatePlanning(ZImageConfig config, long deviceBytes, AllocatorSettings? settings = null, TensorDType matrixDType = TensorDType.BF16,
-        Qwen2Tokenizer? tokenizer = null, string modelName = "Z-Image-Turbo (embedded config)")
+        Qwen2Tokenizer? tokenizer = null, string modelName = "Z-Image-Turbo (embedded config)", ResidencyStrategy? strategy = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         var backend = new SimulatedDeviceBackend(deviceBytes);
-        return new ZImageEngine(config, WeightSource.Planning, null, tokenizer, settings ?? AllocatorSettings.Default, matrixDType, 0, null, backend,
+        var engine = new ZImageEngine(config, WeightSource.Planning, null, tokenizer, settings ?? AllocatorSettings.Default, matrixDType, 0, null, backend,
             new PlanningComputeOps(), modelName);
+        if (strategy is not null) engine.UseStrategy(strategy);
+        return engine;
+    }
+
+    /// <inheritdoc />
+    public ResidencyStrategy Strategy => _strategy;
+
+    /// <summary>Whether the weights are the demo model's (always f32).</summary>
+    public bool IsDemoWeights => _source == WeightSource.Random;
+
+    /// <summary>The DiT ring alone (uploads per step are counted from it).</summary>
+    public RingReport TransformerStreaming => _transformer?.Streaming ?? default;
+
+    /// <inheritdoc />
+    public RingReport Streaming => (_textEncoder?.Streaming ?? default) + (_transformer?.Streaming ?? default);
+
+    /// <summary>
+    /// Sets the rung of the memory ladder the next <see cref="Load"/> builds (offload, weight format; activations and
+    /// tiling must be the ones that have landed). Only before loading.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The engine is already loaded.</exception>
+    /// <exception cref="RungNotAvailableException">The strategy asks for a rung that has not landed.</exception>
+    public void UseStrategy(ResidencyStrategy strategy, string? hostMemory = null)
+    {
+        ArgumentNullException.ThrowIfNull(strategy);
+        if (_ctx is not null) throw new InvalidOperationException("The residency strategy is fixed once the engine is loaded.");
+        Validate(strategy);
+        if (_source == WeightSource.Random) strategy = strategy with { Weights = WeightFormat.F32 };
+        else _matrixDType = strategy.MatrixDType;
+        _strategy = strategy;
+        _hostMemory = hostMemory;
+    }
+
+    private static void Validate(ResidencyStrategy strategy)
+    {
+        if (strategy.Offload == OffloadMode.Auto) throw new ArgumentOutOfRangeException(nameof(strategy), strategy.Offload, "A resolved strategy has offload none, text-encoder or all.");
+        if (strategy.Activations != ActivationFormat.F32) throw new RungNotAvailableException("--activations", ResidencyNames.Name(strategy.Activations));
+        if (strategy.VaeTiling) throw new RungNotAvailableException("--vae-tiling", "on");
+        _ = strategy.MatrixDType;
     }
 
     /// <inheritdoc />
@@ -166,6 +213,8 @@ public sealed class ZImageEngine : IGenerationEngine
         var weights = new List<IWeightProvider>(3);
         CheckpointFolder? folder = null;
         Tensor? projection = null, bias = null;
+        Qwen3TextEncoder? textEncoder = null;
+        ZImageTransformer? transformer = null;
         try
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -192,10 +241,12 @@ public sealed class ZImageEngine : IGenerationEngine
             }
             // The constructors fetch every weight, so after these lines the base is resident; building KernelComputeOps
             // (in Open) already compiled every kernel family, so no generation pays a JIT spike.
-            var textEncoder = new Qwen3TextEncoder(_config.TextEncoder, te, ctx);
+            textEncoder = new Qwen3TextEncoder(_config.TextEncoder, te, ctx, placement: _strategy.TextEncoderPlacement);
             cancellationToken.ThrowIfCancellationRequested();
-            var transformer = new ZImageTransformer(TransformerDimsOf(_config.Transformer), tr, ctx);
+            transformer = new ZImageTransformer(TransformerDimsOf(_config.Transformer), tr, ctx, _strategy.TransformerPlacement);
             cancellationToken.ThrowIfCancellationRequested();
+            // Offload keeps the streamed layers in host memory: refuse, typed, before anything else is built.
+            if (!IsPlanning) HostMemory.Ensure(_strategy.Offload, (textEncoder.Streaming + transformer.Streaming).HostBytes, _hostMemory);
             var vaeDecoder = new VaeDecoder(_config.Vae, vae, ctx);
             cancellationToken.ThrowIfCancellationRequested();
             int channels = _config.Transformer.InChannels;
@@ -229,6 +280,8 @@ public sealed class ZImageEngine : IGenerationEngine
         {
             bias?.Dispose();
             projection?.Dispose();
+            transformer?.Dispose();
+            textEncoder?.Dispose();
             foreach (var w in weights) w.Dispose();
             folder?.Dispose();
             // The freed weights sit in the cache as free blocks: give the segments back so a failed load costs nothing.
@@ -298,6 +351,28 @@ public sealed class ZImageEngine : IGenerationEngine
     public Tensor Predict(Tensor latents, float modelTime, Tensor caption) => Loaded(_transformer).Forward(latents, modelTime, caption);
 
     /// <inheritdoc />
+    /// <remarks>With streamed DiT blocks both branches run block by block (one upload per block per step); resident, two forwards as before.</remarks>
+    public (Tensor Positive, Tensor Negative) PredictGuided(Tensor latents, float modelTime, Tensor caption, Tensor negativeCaption)
+    {
+        var tr = Loaded(_transformer);
+        if (tr.Placement == LayerPlacement.Resident)
+        {
+            var pos = tr.Forward(latents, modelTime, caption);
+            try
+            {
+                return (pos, tr.Forward(latents, modelTime, negativeCaption));
+            }
+            catch
+            {
+                pos.Dispose();
+                throw;
+            }
+        }
+        var outs = tr.Forward(latents, modelTime, [caption, negativeCaption]);
+        return (outs[0], outs[1]);
+    }
+
+    /// <inheritdoc />
     public void CombineGuidance(Tensor positive, Tensor negative, float guidance, float normalization) =>
         _ops.CfgCombine(positive, negative, guidance, normalization, positive);
 
@@ -332,9 +407,37 @@ public sealed class ZImageEngine : IGenerationEngine
     }
 
     /// <inheritdoc />
-    public IGenerationEngine CreatePlanner(long deviceBytes) =>
-        new ZImageEngine(_config, WeightSource.Planning, null, _tokenizer, _settings, _matrixDType, 0, null, new SimulatedDeviceBackend(deviceBytes),
+    public IGenerationEngine CreatePlanner(long deviceBytes) => CreatePlanner(deviceBytes, _strategy);
+
+    /// <summary>A planning twin of this engine that runs <paramref name="strategy"/> (the chooser plans every rung this way).</summary>
+    public ZImageEngine CreatePlanner(long deviceBytes, ResidencyStrategy strategy)
+    {
+        var planner = new ZImageEngine(_config, WeightSource.Planning, null, _tokenizer, _settings, _matrixDType, 0, null, new SimulatedDeviceBackend(deviceBytes),
             new PlanningComputeOps(), Description.ModelName);
+        planner.UseStrategy(strategy);
+        // The demo model's weights are f32 whatever the strategy says; its twin must allocate the same.
+        if (_source == WeightSource.Random) planner._matrixDType = TensorDType.F32;
+        return planner;
+    }
+
+    internal static WeightFormat FormatOf(TensorDType dtype) => dtype switch
+    {
+        TensorDType.F32 => WeightFormat.F32,
+        TensorDType.F16 => WeightFormat.F16,
+        _ => WeightFormat.BF16,
+    };
+
+    private void ReleaseModels()
+    {
+        _textEncoder?.Dispose();
+        _transformer?.Dispose();
+        _textEncoder = null;
+        _transformer = null;
+        _vae = null;
+        foreach (var w in _weights) w.Dispose();
+        _weights.Clear();
+        _ctx = null;
+    }
 
     private ComputeContext Ctx => _ctx ?? throw new InvalidOperationException("The engine is not loaded; call Load first.");
 
@@ -346,8 +449,7 @@ public sealed class ZImageEngine : IGenerationEngine
     {
         _previewProjection?.Dispose();
         _previewBias?.Dispose();
-        foreach (var w in _weights) w.Dispose();
-        _weights.Clear();
+        ReleaseModels();
         _folder?.Dispose();
         _caching.Dispose();
         (_ops as IDisposable)?.Dispose();
@@ -365,6 +467,10 @@ public sealed record ZImageEngineOptions
     public string AllocatorSettings { get; init; } = "";
     /// <summary>Device dtype of large weight matrices (the demo model always uses F32).</summary>
     public TensorDType WeightDType { get; init; } = TensorDType.BF16;
+    /// <summary>The rung of the memory ladder (null: everything resident in <see cref="WeightDType"/>).</summary>
+    public ResidencyStrategy? Strategy { get; init; }
+    /// <summary>Host memory allowed for streamed weights (e.g. <c>32GiB</c>; null detects what the host has).</summary>
+    public string? HostMemory { get; init; }
     /// <summary>Seed of the demo model's random weights.</summary>
     public int RandomSeed { get; init; } = 20260101;
     /// <summary>Take segments from CUDA's stream-ordered pool (<c>cuMemAllocAsync</c>) instead of ILGPU buffers.</summary>
