@@ -1,0 +1,132 @@
+using ZImage.Pipeline.Tests.Infrastructure;
+using ZImage.Runtime.Hosting;
+using ZImage.Runtime.Memory;
+using ZImage.Runtime.Models.Configuration;
+using ZImage.Runtime.Pipeline;
+using ZImage.Runtime.Pipeline.Engine;
+using ZImage.Runtime.Residency;
+using ZImage.Tests.Infrastructure;
+
+namespace ZImage.Pipeline.Tests;
+
+/// <summary>The memory ladder: offload rungs on the tiny checkpoint (real kernels) and the auto chooser on the real Turbo config (plans).</summary>
+public class ResidencyLadderTests
+{
+    private static ZImageOptions TinyOptions(OffloadMode offload, string? hostMemory = null) => TestPipelines.Options(o =>
+    {
+        o.ModelDirectory = FixturePaths.TinyCheckpoint;
+        o.Device = DevicePreference.Cpu;
+        o.WeightDType = Runtime.Compute.TensorDType.F32;
+        o.Budget.DeviceMemory = "4GiB";
+        o.Budget.Buffer = "64MiB";
+        o.Residency.Offload = offload;
+        o.Residency.HostMemory = hostMemory;
+    });
+
+    // CFG with a negative prompt so the guided (paired) DiT forward runs; one step keeps the CPU cost down.
+    private static GenerationRequest Guided => new() { Prompt = "a lighthouse at dusk", NegativePrompt = "fog", Width = 32, Height = 32, Steps = 1, Guidance = 2f, Seed = 5 };
+
+    [Fact]
+    public async Task OffloadRungsGiveTheResidentImageAndTheirPlannedPeaksColdAndWarm()
+    {
+        byte[]? resident = null;
+        foreach (var offload in new[] { OffloadMode.None, OffloadMode.TextEncoder, OffloadMode.All })
+        {
+            var options = TinyOptions(offload);
+            var engine = ZImageEngineFactory.Create(options);
+            using var pipeline = new ImagePipeline(engine, options);
+            await pipeline.StartAsync();
+            Assert.Equal(offload, engine.Strategy.Offload);
+            var plan = pipeline.Plan(Guided);
+            long uploadsBefore = engine.TransformerStreaming.UploadedBytes;
+            var cold = await pipeline.GenerateAsync(Guided);
+            long uploadedPerStep = (engine.TransformerStreaming.UploadedBytes - uploadsBefore) / Guided.Steps!.Value;
+            var warm = await pipeline.GenerateAsync(Guided);
+
+            resident ??= cold.Images[0].Pixels;
+            Assert.Equal(resident, cold.Images[0].Pixels);
+            Assert.Equal(resident, warm.Images[0].Pixels);
+            Assert.Equal(plan.Stages.Select(s => s.PeakBytes), cold.Stages.Select(s => s.MeasuredPeakBytes));
+            Assert.Equal(plan.Stages.Select(s => s.PeakBytes), warm.Stages.Select(s => s.MeasuredPeakBytes));
+            Assert.Equal(plan.BaseBytes, pipeline.Memory.BaseBytes);
+            Assert.Equal(plan.UploadedBytesPerStep, uploadedPerStep);
+            Assert.Equal(offload, plan.Strategy!.Offload);
+            if (offload == OffloadMode.All)
+            {
+                // Both CFG branches share one upload of every block per step: exactly the DiT's streamed bytes.
+                Assert.Equal(engine.TransformerStreaming.HostBytes, uploadedPerStep);
+                Assert.True(uploadedPerStep > 0);
+            }
+            else Assert.Equal(0, uploadedPerStep);
+            Assert.Equal(offload == OffloadMode.None ? 0 : engine.Streaming.HostBytes, plan.HostBytes);
+        }
+    }
+
+    [Fact]
+    public async Task OffloadRefusesWhenTheHostLacksTheMemoryAndLeavesNothingAllocated()
+    {
+        var options = TinyOptions(OffloadMode.TextEncoder, hostMemory: "1KiB");
+        var engine = ZImageEngineFactory.Create(options);
+        using var pipeline = new ImagePipeline(engine, options);
+        var e = await Assert.ThrowsAsync<InsufficientHostMemoryException>(() => pipeline.StartAsync());
+        Assert.Contains("--offload text-encoder", e.Message);
+        Assert.Contains("1.00 KiB", e.Message);
+        Assert.Equal(1024, e.AvailableBytes);
+        Assert.True(e.NeededBytes > e.AvailableBytes);
+        Assert.Equal(0, engine.GetMemoryStats().AllocatedBytes);
+    }
+
+    [Fact]
+    public void AutoOnTheTurboConfigAt1024FitsEveryCardDownTo6GiB()
+    {
+        var request = new GenerationRequest { Prompt = "a lighthouse at dusk", Width = 1024, Height = 1024, Mode = GenerationMode.Turbo };
+        var chosen = new Dictionary<int, ResidencyStrategy>();
+        foreach (int gib in new[] { 24, 16, 12, 8, 6 })
+        {
+            long device = gib * ByteSize.GiB;
+            var options = new ZImageOptions();
+            options.Budget.DeviceMemory = $"{gib}GiB";
+            options.Residency.HostMemory = "64GiB";
+            var (strategy, plan) = StrategyChooser.Choose(options.Residency, WeightFormat.BF16, s =>
+            {
+                using var p = new ImagePipeline(ZImageEngine.CreatePlanning(ZImageConfig.Turbo, device, strategy: s), options);
+                return p.Plan(request);
+            });
+            Assert.True(plan.Fits, $"{gib} GiB: {plan.Describe()} ({strategy.Reason})");
+            Assert.Equal(strategy, plan.Strategy);
+            chosen[gib] = strategy;
+        }
+        Assert.Equal((OffloadMode.None, WeightFormat.BF16), (chosen[24].Offload, chosen[24].Weights));
+        Assert.Equal((OffloadMode.TextEncoder, WeightFormat.BF16), (chosen[16].Offload, chosen[16].Weights));
+        Assert.All(chosen.Values, s => Assert.Equal(WeightFormat.BF16, s.Weights)); // no 8-bit weights anywhere
+        Assert.Equal(OffloadMode.All, chosen[6].Offload);
+        Assert.Contains("--offload text-encoder fits", chosen[16].Reason);
+    }
+
+    [Theory]
+    [InlineData("sometimes", "--offload")]
+    [InlineData("int4", "--weights")]
+    public void UnknownRungValuesAreTypedErrorsNamingTheAllowedValues(string value, string option)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => _ = option == "--offload" ? (object)ResidencyNames.ParseOffload(value) : ResidencyNames.ParseWeights(value));
+        Assert.Contains(value, e.Message);
+        Assert.Contains(option == "--offload" ? ResidencyNames.OffloadValues : ResidencyNames.WeightValues, e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ResidencyNames.ParseActivations("f64"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ResidencyNames.ParseTiling("maybe"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ResidencyNames.ParseDType("int8"));
+    }
+
+    [Fact]
+    public void RungsThatHaveNotLandedAreTypedNotAvailableErrors()
+    {
+        var e = Assert.Throws<RungNotAvailableException>(() => StrategyChooser.Candidates(new ResidencyOptions { Weights = WeightFormat.Int8 }, WeightFormat.BF16));
+        Assert.Equal("int8", e.Value);
+        Assert.Contains("not available yet", e.Message);
+        Assert.Throws<RungNotAvailableException>(() => StrategyChooser.Candidates(new ResidencyOptions { Activations = ActivationFormat.BF16 }, WeightFormat.BF16));
+        Assert.Throws<RungNotAvailableException>(() => StrategyChooser.Candidates(new ResidencyOptions { VaeTiling = VaeTilingMode.On }, WeightFormat.BF16));
+        Assert.Throws<RungNotAvailableException>(() => ZImageEngine.Open(null, new ZImageEngineOptions
+        {
+            ForceCpu = true, Strategy = new ResidencyStrategy(OffloadMode.None, WeightFormat.Fp8, ActivationFormat.F32, false, ""),
+        }));
+    }
+}
