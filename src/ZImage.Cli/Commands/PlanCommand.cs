@@ -75,15 +75,20 @@ internal static class PlanCommand
             ladder.Apply(parse, options.Residency);
             string modelName = dir is null ? "Z-Image-Turbo (embedded config)" : new DirectoryInfo(dir).Name;
             var settings = AllocatorSettings.Parse(options.AllocatorSettings);
-            MemoryPlan PlanWith(Runtime.Residency.ResidencyStrategy s, GenerationRequest r, long deviceBytes)
+            MemoryPlan PlanWith(Runtime.Residency.ResidencyStrategy s, GenerationRequest r, long deviceBytes, bool sizeForRequest = false)
             {
-                var o = new ZImageOptions { AllocatorSettings = options.AllocatorSettings, Budget = options.Budget, Presets = options.Presets, Residency = options.Residency };
-                o.Budget.DeviceMemory = deviceBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                var b = options.Budget;
+                var budget = new MemoryBudgetOptions
+                {
+                    DeviceMemory = deviceBytes.ToString(System.Globalization.CultureInfo.InvariantCulture), SystemReserve = b.SystemReserve, Inference = b.Inference,
+                    Buffer = b.Buffer, SizingWidth = sizeForRequest ? r.Width ?? b.SizingWidth : b.SizingWidth, SizingHeight = sizeForRequest ? r.Height ?? b.SizingHeight : b.SizingHeight,
+                };
+                var o = new ZImageOptions { AllocatorSettings = options.AllocatorSettings, Budget = budget, Presets = options.Presets, Limits = options.Limits, Residency = options.Residency };
                 using var p = new ImagePipeline(ZImageEngine.CreatePlanning(config, deviceBytes, settings, s.MatrixDType, tokenizer, modelName, s), o);
                 return p.Plan(r);
             }
             if (parse.GetValue(recommend))
-                return PlanRecommend.Run(options, (s, r, d) => PlanWith(s, r, d), parse.GetValue(json), modelName);
+                return PlanRecommend.Run(options, (s, r, d) => PlanWith(s, r, d, sizeForRequest: true), parse.GetValue(json), modelName);
             var request = new GenerationRequest
             {
                 Prompt = parse.GetValue(prompt) ?? "",

@@ -6,7 +6,10 @@ using ZImage.Runtime.Residency;
 
 namespace ZImage.Cli.Commands;
 
-/// <summary><c>zimage plan --recommend</c>: per card size and mode, the largest resolution whose auto-chosen rung fits, from exact plans.</summary>
+/// <summary>
+/// <c>zimage plan --recommend</c>: per card size and mode, the largest resolution whose auto-chosen rung fits, from exact
+/// plans (the inference segment of each plan is sized for the candidate resolution itself, with CFG).
+/// </summary>
 internal static class PlanRecommend
 {
     public static readonly int[] CardsGiB = [6, 8, 12, 16, 24, 48];
