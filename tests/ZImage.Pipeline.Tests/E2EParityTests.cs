@@ -28,7 +28,7 @@ public class E2EParityTests
         var options = TestPipelines.Options(o =>
         {
             o.ModelDirectory = FixturePaths.TinyCheckpoint;
-            o.Device = DevicePreference.Cpu;
+            o.Device = TestDevice.UseCuda ? DevicePreference.Auto : DevicePreference.Cpu;
             o.WeightDType = Runtime.Compute.TensorDType.F32;
             o.Budget.DeviceMemory = "4GiB";
         });

@@ -16,7 +16,7 @@ public class TinyCheckpointTests
     private static void Configure(ZImageOptions o)
     {
         o.ModelDirectory = FixturePaths.TinyCheckpoint;
-        o.Device = DevicePreference.Cpu;
+        o.Device = TestDevice.UseCuda ? DevicePreference.Auto : DevicePreference.Cpu;
         o.WeightDType = Runtime.Compute.TensorDType.F32;
         o.Budget.DeviceMemory = "4GiB";
         o.Budget.SystemReserve = "0";

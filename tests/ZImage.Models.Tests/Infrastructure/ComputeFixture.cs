@@ -1,5 +1,8 @@
 using ILGPU;
+using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+using ZImage.Tests.Infrastructure;
 using ZImage.Kernels;
 using ZImage.Runtime.Compute;
 using ZImage.Runtime.Devices;
@@ -15,14 +18,25 @@ public sealed class ComputeFixture : IDisposable
 {
     public ComputeFixture()
     {
-        IlgpuContext = IlgpuContexts.CreateCpu();
-        Accelerator = IlgpuContext.GetCPUDevice(0).CreateCPUAccelerator(IlgpuContext, CPUAcceleratorMode.Parallel);
-        Kernels = new KernelContext(Accelerator, KernelVariant.Portable);
+        if (TestDevice.UseCuda)
+        {
+            // ZIMAGE_TEST_DEVICE=cuda: the first CUDA device with the GPU kernel variants.
+            IlgpuContext = IlgpuContexts.CreateCudaAndCpu();
+            Accelerator = IlgpuContext.GetCudaDevices()[0].CreateCudaAccelerator(IlgpuContext);
+            Kernels = new KernelContext(Accelerator, KernelVariant.Gpu);
+        }
+        else
+        {
+            IlgpuContext = IlgpuContexts.CreateCpu();
+            Accelerator = IlgpuContext.GetCPUDevice(0).CreateCPUAccelerator(IlgpuContext, CPUAcceleratorMode.Parallel);
+            Kernels = new KernelContext(Accelerator, KernelVariant.Portable);
+        }
+
         Ops = new KernelComputeOps(Kernels);
     }
 
     public Context IlgpuContext { get; }
-    public CPUAccelerator Accelerator { get; }
+    public Accelerator Accelerator { get; }
     public KernelContext Kernels { get; }
     public KernelComputeOps Ops { get; }
 
