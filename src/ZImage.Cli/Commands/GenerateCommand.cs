@@ -38,9 +38,13 @@ internal static class GenerateCommand
         var json = CliOptions.Json();
         var onOutOfRange = OutOfRangeOption.Create();
         var ladder = new ResidencyCliOptions();
+        var initImage = new Option<string?>("--init-image") { Description = "img2img: start from this image (PNG/JPEG/BMP; its size is the output size, multiples of 16)." };
+        var strength = new Option<float?>("--strength") { Description = "img2img/inpaint strength in (0, 1] (default 0.6): the share of the schedule run on the init image." };
+        var mask = new Option<string?>("--mask") { Description = "Inpaint mask image (the init image's size): pixels >= 128 are repainted, the rest kept." };
         var command = new Command("generate", "Generate an image.")
         {
             prompt, negative, width, height, steps, guidance, seed, mode, output, model, latents, device, deviceBytes, inference, allocator, json,
+            initImage, strength, mask,
         };
         command.Options.Add(onOutOfRange);
         foreach (var o in ladder.All) command.Options.Add(o);
@@ -51,7 +55,7 @@ internal static class GenerateCommand
                 return await RunAsync(parse, ct);
             }
             catch (Exception e) when (e is Microsoft.Extensions.Options.OptionsValidationException or InvalidGenerationRequestException
-                or RequestExceedsBudgetException or Runtime.Residency.RungNotAvailableException or Runtime.Residency.InsufficientHostMemoryException or ArgumentException or FormatException or DirectoryNotFoundException or FileNotFoundException)
+                or RequestExceedsBudgetException or InvalidImageException or Runtime.Residency.RungNotAvailableException or Runtime.Residency.InsufficientHostMemoryException or ArgumentException or FormatException or DirectoryNotFoundException or FileNotFoundException)
             {
                 Console.Error.WriteLine("zimage generate: " + e.Message);
                 return 1;
@@ -99,6 +103,9 @@ internal static class GenerateCommand
                 Seed = parse.GetValue(seed),
                 Mode = parse.GetValue(mode),
                 InitialLatents = parse.GetValue(latents) is { } file ? ReadLatents(file) : null,
+                InitImage = parse.GetValue(initImage) is { } initFile ? ImageEditing.LoadImage(initFile) : null,
+                Strength = parse.GetValue(strength),
+                Mask = parse.GetValue(mask) is { } maskFile ? ImageEditing.LoadMask(maskFile) : null,
             };
             string outPath = parse.GetValue(output)!;
 

@@ -75,8 +75,30 @@ public sealed record GenerationRequest
     /// </summary>
     public int NumImages { get; init; } = 1;
 
-    /// <summary>Initial latents instead of seeded noise, as diffusers' <c>latents=</c>: shape <c>[NumImages,16,H/8,W/8]</c>, finite values only.</summary>
+    /// <summary>
+    /// Initial latents instead of seeded noise, as diffusers' <c>latents=</c>: shape <c>[NumImages,16,H/8,W/8]</c>, finite values only.
+    /// With <see cref="InitImage"/> these are the noise mixed into the encoded image (diffusers' second draw).
+    /// </summary>
     public LatentTensor? InitialLatents { get; init; }
+
+    /// <summary>
+    /// img2img: the image to start from (diffusers' <c>ZImageImg2ImgPipeline</c>); with <see cref="Mask"/> inpaint
+    /// (<c>ZImageInpaintPipeline</c>). Its size is the output size (Width/Height default to it and must match it).
+    /// </summary>
+    public RgbImage? InitImage { get; init; }
+
+    /// <summary>
+    /// How much of the schedule runs on the init image, in (0, 1]: the first <c>int(N − N·strength)</c> of the N steps are
+    /// skipped and the image is noised to the first remaining sigma. Null = <see cref="ImageEditing.DefaultStrength"/>
+    /// (0.6, diffusers' default). Only with <see cref="InitImage"/>.
+    /// </summary>
+    public float? Strength { get; init; }
+
+    /// <summary>Inpaint mask, the init image's size: pixels ≥ 128 are repainted, the rest kept. Only with <see cref="InitImage"/>.</summary>
+    public MaskImage? Mask { get; init; }
+
+    /// <summary>Draws replacing the seeded VAE posterior noise (diffusers' first draw): <c>[NumImages,16,H/8,W/8]</c>. Only with <see cref="InitImage"/>.</summary>
+    public LatentTensor? PosteriorNoise { get; init; }
 }
 
 /// <summary>A host float tensor of initial latents, <c>[batch, channels, height/8, width/8]</c>, row-major.</summary>

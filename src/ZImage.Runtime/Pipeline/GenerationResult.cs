@@ -31,6 +31,12 @@ public sealed record GenerationParameters(
 {
     /// <summary>Whether classifier-free guidance runs (two DiT forwards per step).</summary>
     public bool UsesCfg => Guidance > 0f;
+
+    /// <summary>The img2img/inpaint strength when the run started from an init image, else null (text-to-image).</summary>
+    public float? Strength { get; init; }
+
+    /// <summary>Whether an inpaint mask was given (with <see cref="Strength"/>).</summary>
+    public bool MaskGiven { get; init; }
 }
 
 /// <summary>Timing and memory of one pipeline stage.</summary>

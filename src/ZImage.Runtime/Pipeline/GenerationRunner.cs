@@ -15,14 +15,18 @@ internal sealed class StageMeasure(string name)
 internal sealed record RunOutput(IReadOnlyList<RgbImage> Images, IReadOnlyList<StageMeasure> Stages);
 
 /// <summary>
-/// The Z-Image text-to-image loop over an <see cref="IGenerationEngine"/>: tokenise, encode, per image seeded noise →
-/// N Euler steps (with CFG, truncation and normalisation) → VAE decode. The same code runs for real and for plans, so
+/// The Z-Image loop over an <see cref="IGenerationEngine"/>: tokenise, encode, per image seeded noise →
+/// N Euler steps (with CFG, truncation and normalisation) → VAE decode. img2img and inpaint are optional steps of the
+/// same loop (diffusers' <c>ZImageImg2ImgPipeline</c>/<c>ZImageInpaintPipeline</c>): a <c>vae-encode</c> stage
+/// encodes the init image and noises it to the first remaining sigma (the first <c>int(N − N·strength)</c> steps
+/// are skipped), and with a mask every step ends with the blend towards the re-noised image latents. The same code runs for real and for plans, so
 /// both make the same allocations; every stage is a peak window of its own.
 /// </summary>
 internal static class GenerationRunner
 {
     public const string TextEncoderStage = "text-encoder";
     public const string VaeStage = "vae-decode";
+    public const string VaeEncodeStage = "vae-encode";
     public static string StepStage(int step) => "denoise-step-" + step.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Runs <paramref name="request"/> on <paramref name="engine"/>.</summary>
@@ -34,9 +38,11 @@ internal static class GenerationRunner
     /// <param name="report">Progress sink (stage, step, image index, preview), or null.</param>
     /// <param name="previews">Whether to compute latent previews after each step.</param>
     /// <param name="cancellationToken">Checked between stages and steps; everything allocated is released on cancellation.</param>
+    /// <param name="edit">The init image/mask/posterior draws when <see cref="GenerationParameters.Strength"/> is set; null
+    /// there plans the same run with a blank image and an all-keep mask of the request's size.</param>
     public static RunOutput Run(IGenerationEngine engine, GenerationParameters request, LatentTensor? initialLatents, int maxPromptTokens,
         (int[] Prompt, int[]? Negative)? promptIdsOverride, Action<GenerationStage, int, int, RgbImage?>? report, bool previews,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, EditInputs? edit = null)
     {
         var stages = new Dictionary<string, StageMeasure>(StringComparer.Ordinal);
         var order = new List<StageMeasure>();
@@ -82,15 +88,49 @@ internal static class GenerationRunner
 
             float[] sigmas = engine.Sigmas(request.Steps);
             int count = 16 * h * w;
+            bool editing = request.Strength is not null, masked = editing && request.MaskGiven;
+            int start = editing ? ImageEditing.StartStep(request.Steps, request.Strength!.Value) : 0;
             for (int img = 0; img < request.NumImages; img++)
             {
-                float[] noise = initialLatents is not null ? initialLatents.Item(img).ToArray() : SeededNoise.Create(request.Seed + img, count);
-                Tensor? latents = null;
+                float[] noise, eps = [];
+                if (editing)
+                {
+                    // One generator, diffusers' draw order: the VAE posterior's eps first, then the noise.
+                    float[] draws = initialLatents is not null && edit?.PosteriorNoise is not null ? [] : SeededNoise.Create(request.Seed + img, 2 * count);
+                    eps = edit?.PosteriorNoise is { } pn ? pn.Item(img).ToArray() : draws[..count];
+                    noise = initialLatents is not null ? initialLatents.Item(img).ToArray() : draws[count..];
+                }
+                else
+                {
+                    noise = initialLatents is not null ? initialLatents.Item(img).ToArray() : SeededNoise.Create(request.Seed + img, count);
+                }
+                Tensor? latents = null, imageLatents = null, noiseLatents = null, mask = null;
                 try
                 {
-                    for (int i = 0; i < request.Steps; i++)
+                    if (editing)
                     {
-                        if (i == 0) report?.Invoke(GenerationStage.Denoising, 0, img, null);
+                        Stage(VaeEncodeStage, () =>
+                        {
+                            imageLatents = engine.EncodeImage(edit?.Image ?? new RgbImage(request.Width, request.Height, new byte[request.Width * request.Height * 3]), eps);
+                            latents = engine.CreateLatents(noise, h, w);
+                            if (masked)
+                            {
+                                noiseLatents = engine.CreateLatents(noise, h, w);
+                                mask = engine.CreateMask(edit?.Mask is { } m ? ImageEditing.MaskToLatent(m, 8) : new float[h * w], h, w);
+                            }
+                            engine.AddNoise(imageLatents, latents, sigmas[start]);
+                            if (!masked)
+                            {
+                                // img2img needs the image latents only to noise the start.
+                                imageLatents.Dispose();
+                                imageLatents = null;
+                            }
+                            return 0;
+                        });
+                    }
+                    for (int i = start; i < request.Steps; i++)
+                    {
+                        if (i == start) report?.Invoke(GenerationStage.Denoising, start, img, null);
                         int step = i;
                         Stage(StepStage(i + 1), () =>
                         {
@@ -112,6 +152,8 @@ internal static class GenerationRunner
                             }
                             using var pred = engine.Predict(latents, t, cap!);
                             engine.EulerStep(latents, pred, sigmas[step + 1] - sigmas[step]);
+                            // Inpaint: keep the unmasked region on the image's own noising path (clean after the last step).
+                            if (mask is not null) engine.BlendMasked(latents, imageLatents!, noiseLatents!, mask, sigmas[step + 1]);
                             return 0;
                         });
                         RgbImage? preview = previews && report is not null ? engine.Preview(latents!) : null;
@@ -130,6 +172,9 @@ internal static class GenerationRunner
                 finally
                 {
                     latents?.Dispose();
+                    imageLatents?.Dispose();
+                    noiseLatents?.Dispose();
+                    mask?.Dispose();
                 }
             }
         }

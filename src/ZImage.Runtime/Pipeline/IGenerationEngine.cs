@@ -108,6 +108,32 @@ public interface IGenerationEngine : IDisposable
     /// <summary>A cheap preview: latents projected linearly to RGB at latent resolution (null in planning mode).</summary>
     RgbImage? Preview(Tensor latents);
 
+    /// <summary>Whether the engine implements the image-editing calls below (a VAE encoder is loaded).</summary>
+    bool SupportsImageEditing => false;
+
+    /// <summary>
+    /// img2img/inpaint: VAE-encodes <paramref name="image"/> and samples the posterior with
+    /// <paramref name="posteriorNoise"/>: <c>image_latents = (mean + std·eps − shift)·scale</c> <c>[16, h, w]</c> (owned by the caller).
+    /// </summary>
+    /// <exception cref="NotSupportedException">The engine has no VAE encoder.</exception>
+    Tensor EncodeImage(RgbImage image, ReadOnlySpan<float> posteriorNoise) =>
+        throw new NotSupportedException($"{GetType().Name} has no VAE encoder: img2img and inpaint are not available on it.");
+
+    /// <summary>img2img/inpaint noising in place: <c>latents = σ·latents + (1 − σ)·imageLatents</c> (latents hold the noise on entry; diffusers' <c>scale_noise</c>).</summary>
+    /// <exception cref="NotSupportedException">The engine does not support image editing.</exception>
+    void AddNoise(Tensor imageLatents, Tensor latents, float sigma) =>
+        throw new NotSupportedException($"{GetType().Name} does not support img2img.");
+
+    /// <summary>Uploads a latent-resolution inpaint mask <c>[h, w]</c> (1 = repaint, 0 = keep).</summary>
+    /// <exception cref="NotSupportedException">The engine does not support inpainting.</exception>
+    Tensor CreateMask(ReadOnlySpan<float> mask, int height, int width) =>
+        throw new NotSupportedException($"{GetType().Name} does not support inpainting.");
+
+    /// <summary>Inpaint blend after a step, in place: <c>latents = (1 − m)·(σ·noise + (1 − σ)·imageLatents) + m·latents</c>.</summary>
+    /// <exception cref="NotSupportedException">The engine does not support inpainting.</exception>
+    void BlendMasked(Tensor latents, Tensor imageLatents, Tensor noise, Tensor mask, float sigma) =>
+        throw new NotSupportedException($"{GetType().Name} does not support inpainting.");
+
     /// <summary>A planning twin of this engine on a simulated device of <paramref name="deviceBytes"/> with the same allocator settings and weights shapes (not loaded yet).</summary>
     IGenerationEngine CreatePlanner(long deviceBytes);
 }

@@ -199,7 +199,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
 
     private (ResolvedRequest, MemoryPlan) ApplyOverBudgetPolicy(GenerationRequest request, ResolvedRequest resolved, MemoryPlan plan)
     {
-        if (_options.Limits.OverBudget == OverBudgetPolicy.Downscale && resolved.InitialLatents is null && FindFitting(resolved.Parameters) is { } fit)
+        if (_options.Limits.OverBudget == OverBudgetPolicy.Downscale && resolved.InitialLatents is null && resolved.Edit is null && FindFitting(resolved.Parameters) is { } fit)
         {
             var smaller = Resolve(request with { Width = fit.Width, Height = fit.Height, Resolution = null }, countMetrics: false);
             string why = $"{resolved.Parameters.Width}x{resolved.Parameters.Height} {plan.Describe()}; ran at {fit.Width}x{fit.Height}.";
@@ -236,7 +236,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         {
             // Serial device: nothing else holds workspace now, so this is the plan's static verdict made by the guard.
             _guard?.EnsureAdmitted(plan.RequestPeakBytes, "generation");
-            output = GenerationRunner.Run(_engine, p, resolved.InitialLatents, MaxPromptTokens, null, Report, _options.EnablePreviews, ct);
+            output = GenerationRunner.Run(_engine, p, resolved.InitialLatents, MaxPromptTokens, null, Report, _options.EnablePreviews, ct, resolved.Edit);
             _metrics?.GenerationFinished("completed");
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -388,8 +388,13 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
             inference = ByteSize.Parse(inf);
         else
         {
-            // The largest request the host allows: the sizing size, with CFG and two full-length prompts.
-            var sizing = new GenerationParameters("", "", GenerationMode.Standard, b.SizingWidth, b.SizingHeight, 1, 1f, 1f, 0f, 0, 1, false, "");
+            // The largest request the host allows: the sizing size, with CFG and two full-length prompts; on engines that
+            // edit images, as an inpaint run (its encode stage, and its image/noise/mask latents held through the steps).
+            var sizing = new GenerationParameters("", "", GenerationMode.Standard, b.SizingWidth, b.SizingHeight, 1, 1f, 1f, 0f, 0, 1, false, "")
+            {
+                Strength = _engine.SupportsImageEditing ? 1f : null,
+                MaskGiven = _engine.SupportsImageEditing,
+            };
             var full = new int[MaxPromptTokens];
             long peak = PlanStages(sizing, (full, full)).Max(s => s.PeakBytes);
             inference = Math.Clamp(device - reserve - baseBytes - buffer, 0, peak);

@@ -34,6 +34,8 @@ public static class PngMetadata
         if (p.NegativePrompt is not null) line.Append("\nNegative prompt: ").Append(p.NegativePrompt);
         line.Append(inv, $"\nSteps: {p.Steps}, Sampler: FlowMatchEuler, CFG scale: {p.Guidance.ToString("0.###", inv)}, Seed: {p.Seed}, Size: {p.Width}x{p.Height}, ")
             .Append(inv, $"Mode: {p.Mode}, CFG truncation: {p.CfgTruncation.ToString("0.###", inv)}, CFG normalization: {p.CfgNormalization.ToString("0.###", inv)}, Model: {p.Model}");
+        if (p.Strength is { } strength)
+            line.Append(inv, $", {(p.MaskGiven ? "Inpaint" : "Img2img")} strength: {strength.ToString("0.###", inv)}");
         return
         [
             new("Software", "ZImage"),

@@ -8,7 +8,11 @@ namespace ZImage.Runtime.Pipeline;
 /// <param name="InitialLatents">Initial latents, if given.</param>
 /// <param name="Warnings">What the guards changed.</param>
 /// <param name="StepsOrGuidanceReset">Whether the out-of-range policy reset the request to Standard.</param>
-internal sealed record ResolvedRequest(GenerationParameters Parameters, LatentTensor? InitialLatents, List<string> Warnings, bool StepsOrGuidanceReset);
+internal sealed record ResolvedRequest(GenerationParameters Parameters, LatentTensor? InitialLatents, List<string> Warnings, bool StepsOrGuidanceReset)
+{
+    /// <summary>The init image, mask and posterior draws of an img2img/inpaint request, else null.</summary>
+    public EditInputs? Edit { get; init; }
+}
 
 /// <summary>Applies presets and guards to a <see cref="GenerationRequest"/>.</summary>
 internal static class RequestResolver
@@ -35,6 +39,8 @@ internal static class RequestResolver
         int defW, defH;
         if (preset is { } p) (defW, defH) = (options.Presets.For(p).Width, options.Presets.For(p).Height);
         else (defW, defH) = demoModel ? (64, 64) : (1024, 1024);
+        if (request.InitImage is { } initImage)
+            (defW, defH) = (initImage.Width, initImage.Height);
         int width = request.Width ?? defW, height = request.Height ?? defH;
         CheckDimension(nameof(request.Width), width, limits);
         CheckDimension(nameof(request.Height), height, limits);
@@ -79,14 +85,23 @@ internal static class RequestResolver
             RequestChecks.FiniteLatents(lat);
         }
 
+        float? strength = EditRequestValidation.Check(request, width, height);
+
         long seed = request.Seed ?? (seedSource ?? DefaultSeed)();
         RequestChecks.SeedRange(seed, request.NumImages);
         string? negative = guidance > 0f ? request.NegativePrompt ?? "" : null;
         if (guidance <= 0f && !string.IsNullOrEmpty(request.NegativePrompt))
             warnings.Add("the negative prompt is ignored because guidance is 0 (Turbo runs without CFG).");
         var parameters = new GenerationParameters(request.Prompt, negative, mode, width, height, steps, guidance,
-            request.CfgTruncation, request.CfgNormalization, seed, request.NumImages, request.InitialLatents is not null, modelName);
-        return new ResolvedRequest(parameters, request.InitialLatents, warnings, reset);
+            request.CfgTruncation, request.CfgNormalization, seed, request.NumImages, request.InitialLatents is not null, modelName)
+        {
+            Strength = strength,
+            MaskGiven = strength is not null && request.Mask is not null,
+        };
+        return new ResolvedRequest(parameters, request.InitialLatents, warnings, reset)
+        {
+            Edit = request.InitImage is { } image ? new EditInputs(image, request.Mask, request.PosteriorNoise) : null,
+        };
     }
 
     private static void CheckDimension(string name, int value, LimitOptions limits)

@@ -65,6 +65,7 @@ public sealed class ZImageEngine : IGenerationEngine
     private static readonly float[] FluxLatentRgbBias = [-0.0329f, -0.0718f, -0.0851f];
     private ZImageTransformer? _transformer;
     private VaeDecoder? _vae;
+    private VaeEncoder? _vaeEncoder;
 
     private ZImageEngine(ZImageConfig config, WeightSource source, string? checkpointDir, Qwen2Tokenizer? tokenizer, AllocatorSettings settings,
         TensorDType matrixDType, int randomSeed, ComputeDevice? device, IDeviceMemoryBackend backend, IComputeOps ops, string modelName)
@@ -248,6 +249,8 @@ public sealed class ZImageEngine : IGenerationEngine
             // Offload keeps the streamed layers in host memory: refuse, typed, before anything else is built.
             if (!IsPlanning) HostMemory.Ensure(_strategy.Offload, (textEncoder.Streaming + transformer.Streaming).HostBytes, _hostMemory);
             var vaeDecoder = new VaeDecoder(_config.Vae, vae, ctx);
+            // The encoder (img2img, inpaint) is resident too, so that the base is the same whatever the request.
+            var vaeEncoder = new VaeEncoder(_config.Vae, vae, ctx);
             cancellationToken.ThrowIfCancellationRequested();
             int channels = _config.Transformer.InChannels;
             projection = ctx.Empty(AllocationTags.Weights, channels, 3);
@@ -272,6 +275,7 @@ public sealed class ZImageEngine : IGenerationEngine
             _textEncoder = textEncoder;
             _transformer = transformer;
             _vae = vaeDecoder;
+            _vaeEncoder = vaeEncoder;
             _previewProjection = projection;
             _previewBias = bias;
             _ctx = ctx;
@@ -394,6 +398,47 @@ public sealed class ZImageEngine : IGenerationEngine
         using var rgb = Ctx.Empty(AllocationTags.Vae, TensorDType.U8, h, w, 3);
         _ops.ToRgb8(image, rgb);
         return new RgbImage(w, h, IsPlanning ? new byte[w * h * 3] : _ops.DownloadBytes(rgb));
+    }
+
+    /// <inheritdoc />
+    public bool SupportsImageEditing => true;
+
+    /// <inheritdoc />
+    public Tensor EncodeImage(RgbImage image, ReadOnlySpan<float> posteriorNoise)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        var encoder = Loaded(_vaeEncoder);
+        using var pixels = Ctx.Empty(AllocationTags.Vae, 3, image.Height, image.Width);
+        _ops.Upload(IsPlanning ? new float[3 * image.Width * image.Height] : ImageEditing.ToModelInput(image), pixels);
+        using var eps = Ctx.Empty(AllocationTags.Vae, _config.Vae.LatentChannels, image.Height / encoder.DownscaleFactor, image.Width / encoder.DownscaleFactor);
+        _ops.Upload(posteriorNoise, eps);
+        return encoder.Encode(pixels, eps);
+    }
+
+    /// <inheritdoc />
+    public void AddNoise(Tensor imageLatents, Tensor latents, float sigma) => _ops.ScaleNoise(imageLatents, latents, sigma, latents);
+
+    /// <inheritdoc />
+    public Tensor CreateMask(ReadOnlySpan<float> mask, int height, int width)
+    {
+        var t = Ctx.Empty(AllocationTags.Latents, height, width);
+        try { _ops.Upload(mask, t); }
+        catch { t.Dispose(); throw; }
+        return t;
+    }
+
+    /// <inheritdoc />
+    public void BlendMasked(Tensor latents, Tensor imageLatents, Tensor noise, Tensor mask, float sigma) =>
+        _ops.MaskBlend(latents, imageLatents, noise, mask, sigma);
+
+    /// <summary>Downloads an F32 tensor (parity tests and diagnostics; synchronises the device). Empty in planning mode.</summary>
+    public float[] ReadValues(Tensor tensor) => IsPlanning ? [] : _ops.Download(tensor);
+
+    /// <summary>The VAE-decoded image <c>[3, H, W]</c> as floats before clamping (parity tests and diagnostics).</summary>
+    public float[] DecodeValues(Tensor latents)
+    {
+        using var image = Loaded(_vae).Decode(latents);
+        return ReadValues(image);
     }
 
     /// <inheritdoc />
