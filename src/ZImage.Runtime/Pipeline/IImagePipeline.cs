@@ -6,10 +6,29 @@ namespace ZImage.Runtime.Pipeline;
 /// Text-to-image with Z-Image on one device. Safe to call from many threads: generations run one at a time in FIFO
 /// order on the device thread; every request is planned exactly and admitted only if it fits the inference segment.
 /// </summary>
+/// <remarks>
+/// Threading of progress: <see cref="IProgress{T}.Report"/> is called synchronously, in order, on the pipeline's
+/// device thread (queue positions also on the thread that submits or cancels), never through a
+/// <see cref="SynchronizationContext"/>. Keep the callback short; a UI marshals to its own thread. Passing a
+/// <see cref="Progress{T}"/> re-posts each report to the thread pool (or the captured context), where reports may
+/// then arrive out of order.
+/// </remarks>
 public interface IImagePipeline
 {
     /// <summary>The model and device.</summary>
     EngineDescription Model { get; }
+
+    /// <summary>Whether <see cref="StartAsync"/> has finished (weights loaded, kernels compiled, carve-up measured).</summary>
+    bool IsStarted { get; }
+
+    /// <summary>
+    /// Loads the weights and compiles the kernels on the device thread, measures the base segment and derives the
+    /// inference segment. Idempotent (a failed or cancelled start is retried by the next call);
+    /// <see cref="GenerateAsync"/> calls it if nobody did. A host usually lets <c>ZImageHostedService</c> call it at startup.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels while the load waits for the device thread or between its stages.</param>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    Task StartAsync(CancellationToken cancellationToken = default);
 
     /// <summary>The device memory now: the carve-up (reserve, base, inference, buffer, free) with bytes, fractions and the Green/Yellow/Gray/Red state.</summary>
     MemorySnapshot Memory { get; }

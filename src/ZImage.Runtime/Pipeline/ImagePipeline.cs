@@ -50,13 +50,10 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
     /// <inheritdoc />
     public EngineDescription Model => _engine.Description;
 
-    /// <summary>Whether <see cref="StartAsync"/> has finished (weights loaded, kernels compiled, carve-up measured).</summary>
+    /// <inheritdoc />
     public bool IsStarted => _startTask is { IsCompletedSuccessfully: true };
 
-    /// <summary>
-    /// Loads the weights and compiles the kernels on the device thread, measures the base segment and derives the
-    /// inference segment. Idempotent; <see cref="GenerateAsync"/> calls it if nobody did.
-    /// </summary>
+    /// <inheritdoc />
     public Task StartAsync(CancellationToken cancellationToken = default)
     {
         lock (_startLock)
