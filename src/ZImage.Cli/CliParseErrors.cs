@@ -19,7 +19,8 @@ internal static partial class CliParseErrors
             ArgumentResult { Parent: OptionResult o } => o.Option.Name,
             _ => null,
         };
-        string message = first.Message;
+        // Some messages list the allowed values one per line ("Must be one of:\n\t'reject'\n\t'reset'"): keep them on one line.
+        string message = Regex.Replace(Regex.Replace(first.Message, @"'\s*\n\s*'", "', '"), @"\s*\n\s*", " ").Trim();
         if (CannotParse().Match(message) is { Success: true } m)
         {
             parameter = m.Groups["option"].Value;

@@ -48,6 +48,8 @@ public sealed class BadInputTests : IDisposable
         { ["plan", "--device-bytes", "24GiB", "--allocator", "max_split_size_mb:-5"], "--allocator", "max_split_size_mb" },
         { ["plan", "--device-bytes", "24GiB", "--width", "1000"], "--width", "1000" },
         { ["plan", "--device-bytes", "24GiB", "--steps", "many"], "--steps", "'many'" },
+        { ["plan", "--device-bytes", "24GiB", "--steps", "1000"], "--steps", "1000" },
+        { ["plan", "--device-bytes", "24GiB", "--on-out-of-range", "maybe"], "--on-out-of-range", "'maybe'" },
         { ["plan", "--device-bytes", "24GiB", "--model", S("no-such-model")], "--model", "no-such-model" },
         { ["replay", "--trace", S("missing.jsonl")], "--trace", "missing.jsonl" },
         { ["replay", "--trace", S("a-file")], "--trace", "a-file" },
