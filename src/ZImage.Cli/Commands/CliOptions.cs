@@ -20,11 +20,20 @@ internal static class CliOptions
     public static Option<string?> Buffer() => new("--buffer") { Description = "Buffer above the inference segment (default 0.7GiB)." };
     public static Option<string?> Allocator() => new("--allocator") { Description = "Allocator settings in PYTORCH_CUDA_ALLOC_CONF syntax, e.g. max_split_size_mb:128." };
 
-    /// <summary>Validates a byte-size option early so the message names the option.</summary>
+    /// <summary>Validates a byte-size option early so the message names the option (and an overflow is a bad value, not a crash).</summary>
     public static string? Size(string option, string? value)
     {
         if (value is null) return null;
-        try { ByteSize.Parse(value); return value; }
-        catch (FormatException e) { throw new ArgumentException($"{option}: {e.Message}"); }
+        ParseSize(option, value);
+        return value;
+    }
+
+    /// <summary>Parses a byte-size option; the error names the option and the allowed range.</summary>
+    /// <exception cref="CliInputException">Not a size, negative, or larger than 8 EiB.</exception>
+    public static long ParseSize(string option, string value)
+    {
+        try { return ByteSize.Parse(value); }
+        catch (FormatException e) { throw new CliInputException(option, $"{option}: {e.Message}", e); }
+        catch (OverflowException e) { throw new CliInputException(option, $"{option}: '{value}' is too large; allowed: 0 to 8 EiB (e.g. 24GiB).", e); }
     }
 }

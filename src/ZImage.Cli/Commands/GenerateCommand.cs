@@ -5,7 +5,6 @@ using Spectre.Console;
 using ZImage.Cli.Rendering;
 using ZImage.Runtime.Hosting;
 using ZImage.Runtime.Memory;
-using ZImage.Runtime.Models.Safetensors;
 using ZImage.Runtime.Pipeline;
 
 namespace ZImage.Cli.Commands;
@@ -48,19 +47,8 @@ internal static class GenerateCommand
         };
         command.Options.Add(onOutOfRange);
         foreach (var o in ladder.All) command.Options.Add(o);
-        command.SetAction(async (parse, ct) =>
-        {
-            try
-            {
-                return await RunAsync(parse, ct);
-            }
-            catch (Exception e) when (e is Microsoft.Extensions.Options.OptionsValidationException or InvalidGenerationRequestException
-                or RequestExceedsBudgetException or InvalidImageException or Runtime.Residency.RungNotAvailableException or Runtime.Residency.InsufficientHostMemoryException or ArgumentException or FormatException or DirectoryNotFoundException or FileNotFoundException)
-            {
-                Console.Error.WriteLine("zimage generate: " + e.Message);
-                return 1;
-            }
-        });
+        // Errors are mapped to exit codes and messages in one place (CliError); the token is cancelled by Ctrl+C.
+        command.SetAction(RunAsync);
         return command;
 
         async Task<int> RunAsync(ParseResult parse, CancellationToken ct)
@@ -69,18 +57,27 @@ internal static class GenerateCommand
             var residency = new Runtime.Residency.ResidencyOptions();
             ladder.Apply(parse, residency);
             string? dir = parse.GetValue(model);
+            // Every input is checked before anything is loaded or generated: a bad --out, --model or --latents costs no run.
+            string outPath = GeneratePreflight.CheckOutput(parse.GetValue(output)!);
+            string? deviceMemory = CliOptions.Size("--device-bytes", parse.GetValue(deviceBytes));
+            string? inferenceBytes = CliOptions.Size("--inference", parse.GetValue(inference));
+            if (dir is not null) GeneratePreflight.CheckModel(dir);
+            LatentTensor? initial = parse.GetValue(latents) is { } file ? GeneratePreflight.ReadLatents(file) : null;
             if (dir is null && !asJson) AnsiConsole.MarkupLine("[yellow]" + Markup.Escape(DemoNotice) + "[/]");
 
+            // The CLI reports warnings (result.Warnings) and errors (CliError) itself: console logging would repeat
+            // them (and would break --json), so only ZIMAGE_LOG_LEVEL=Information|Warning|... turns it on, on stderr.
             var services = new ServiceCollection();
-            services.AddLogging(b => b.AddSimpleConsole().SetMinimumLevel(asJson ? LogLevel.Error : LogLevel.Warning));
+            services.AddLogging(b => b.AddSimpleConsole().SetMinimumLevel(GeneratePreflight.LogLevelFromEnvironment())
+                .AddConsole(c => c.LogToStandardErrorThreshold = LogLevel.Trace));
             services.AddZImage(o =>
             {
                 o.ModelDirectory = dir;
                 o.Device = parse.GetValue(device);
                 o.AllocatorSettings = parse.GetValue(allocator) ?? "";
                 o.Residency = residency;
-                o.Budget.DeviceMemory = CliOptions.Size("--device-bytes", parse.GetValue(deviceBytes));
-                o.Budget.Inference = CliOptions.Size("--inference", parse.GetValue(inference));
+                o.Budget.DeviceMemory = deviceMemory;
+                o.Budget.Inference = inferenceBytes;
                 o.Limits.OutOfRange = OutOfRangeOption.Policy(parse.GetValue(onOutOfRange));
                 if (dir is null)
                 {
@@ -102,12 +99,11 @@ internal static class GenerateCommand
                 Guidance = parse.GetValue(guidance),
                 Seed = parse.GetValue(seed),
                 Mode = parse.GetValue(mode),
-                InitialLatents = parse.GetValue(latents) is { } file ? ReadLatents(file) : null,
+                InitialLatents = initial,
                 InitImage = parse.GetValue(initImage) is { } initFile ? ImageEditing.LoadImage(initFile) : null,
                 Strength = parse.GetValue(strength),
                 Mask = parse.GetValue(mask) is { } maskFile ? ImageEditing.LoadMask(maskFile) : null,
             };
-            string outPath = parse.GetValue(output)!;
 
             GenerationResult result;
             if (asJson)
@@ -200,7 +196,9 @@ internal static class GenerateCommand
                 });
                 return 0;
             }
-            foreach (var w in result.Warnings) AnsiConsole.MarkupLine("[yellow]warning:[/] " + Markup.Escape(w));
+            // The demo notice was shown before the run; the pipeline's own demo warning would repeat it.
+            foreach (var w in result.Warnings.Distinct().Where(w => !(dir is null && w.StartsWith("tiny random-weight demo model", StringComparison.Ordinal))))
+                AnsiConsole.MarkupLine("[yellow]warning:[/] " + Markup.Escape(w));
             if (result.Plan.Strategy is { } strat) AnsiConsole.MarkupLine("[bold]strategy[/] " + Markup.Escape(strat.Describe()));
             AnsiConsole.MarkupLine($"[bold]Memory[/] ({snapshot.State}) on {Markup.Escape(pipeline.Model.DeviceName)}");
             AnsiConsole.Write(MemoryView.Bar(snapshot));
@@ -210,17 +208,6 @@ internal static class GenerateCommand
             foreach (var path in paths) AnsiConsole.MarkupLine("wrote [green]" + Markup.Escape(path) + "[/]");
             return 0;
         }
-    }
-
-    private static LatentTensor ReadLatents(string file)
-    {
-        using var reader = SafetensorsFile.Open(file);
-        string name = reader.Contains("latents") ? "latents" : reader.Contains("initial_latents") ? "initial_latents"
-            : reader.TensorNames.Count == 1 ? reader.TensorNames[0]
-            : throw new ArgumentException($"--latents {file}: expected a tensor named 'latents' or 'initial_latents' (or a single tensor); found {string.Join(", ", reader.TensorNames)}.");
-        var info = reader.GetInfo(name);
-        int[] shape = info.Shape.Length == 3 ? [1, .. info.Shape] : info.Shape;
-        return new LatentTensor(reader.ReadSingles(name), shape);
     }
 
     // Spectre's progress context must be updated synchronously from the reporting thread.

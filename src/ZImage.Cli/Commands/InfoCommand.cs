@@ -10,13 +10,8 @@ namespace ZImage.Cli.Commands;
 /// <summary><c>zimage info</c>: which accelerator would be used, its memory, and why there is no GPU if there is none.</summary>
 internal static class InfoCommand
 {
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new JsonStringEnumConverter() },
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
+    // snake_case like every other command's JSON (JsonOut), without the null fields.
+    private static readonly JsonSerializerOptions Json = new(JsonOut.Options) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     public static Command Create()
     {
@@ -31,10 +26,7 @@ internal static class InfoCommand
         {
             int index = parse.GetValue(device);
             if (index < 0)
-            {
-                Console.Error.WriteLine($"--device must be 0 or more (got {index}).");
-                return 2;
-            }
+                throw new CliInputException("--device", $"--device must be 0 or more (got {index}).");
 
             var report = DeviceSelector.ProbeReport(new DeviceOptions { ForceCpu = parse.GetValue(cpu), DeviceIndex = index });
             if (parse.GetValue(json))

@@ -43,19 +43,8 @@ internal static class PlanCommand
         var onOutOfRange = OutOfRangeOption.Create();
         command.Options.Add(onOutOfRange);
         foreach (var o in ladder.All) command.Options.Add(o);
-        command.SetAction(parse =>
-        {
-            try
-            {
-                return Run(parse);
-            }
-            catch (Exception e) when (e is InvalidGenerationRequestException or ArgumentException or FormatException or DirectoryNotFoundException
-                or FileNotFoundException or CheckpointConfigurationException or Runtime.Residency.RungNotAvailableException)
-            {
-                Console.Error.WriteLine("zimage plan: " + e.Message);
-                return 1;
-            }
-        });
+        // Errors are mapped to exit codes and messages in one place (CliError).
+        command.SetAction(Run);
         return command;
 
         int Run(ParseResult parse)
@@ -67,7 +56,7 @@ internal static class PlanCommand
             if (CliOptions.Size("--buffer", parse.GetValue(buffer)) is { } b) options.Budget.Buffer = b;
             options.Presets.DefaultResolution = ResolutionPreset.Square1024;
             options.Limits.OutOfRange = OutOfRangeOption.Policy(parse.GetValue(onOutOfRange));
-            long device = options.Budget.DeviceMemory is { } d ? ByteSize.Parse(d) : DetectDeviceBytes();
+            long device = options.Budget.DeviceMemory is { } d ? CliOptions.ParseSize("--device-bytes", d) : DetectDeviceBytes();
             string? dir = parse.GetValue(model);
             var config = dir is null ? ZImageConfig.Turbo : ZImageConfig.Load(dir);
             string tokDir = dir is null ? "" : Path.Combine(dir, ZImageConfig.TokenizerFolder);

@@ -10,7 +10,7 @@ internal static class ReplayCommand
     public static Command Create()
     {
         var trace = new Option<FileInfo>("--trace") { Description = "Trace file (zimage-alloc-trace JSON Lines).", Required = true };
-        var conf = new Option<string?>("--alloc-conf") { Description = "Allocator settings in PYTORCH_CUDA_ALLOC_CONF syntax, e.g. \"max_split_size_mb:128\"." };
+        var conf = CliOptions.Allocator();
         var device = new Option<string?>("--device-bytes") { Description = "Simulated device capacity (e.g. 24GiB or 25769803776); default: the trace header's." };
         var policy = new Option<string>("--policy") { Description = "caching (default) or no-cache.", DefaultValueFactory = _ => "caching" };
         policy.AcceptOnlyFromAmong("caching", "no-cache");
@@ -25,7 +25,7 @@ internal static class ReplayCommand
         return command;
     }
 
-    /// <summary>The handler, callable directly: returns the exit code (0 ok, 2 bad input).</summary>
+    /// <summary>The handler, callable directly: returns 0, or throws for bad input (mapped to exit code 2 by <see cref="CliError"/>).</summary>
     public static int Execute(string tracePath, string? allocConf, string? deviceBytes, string policy, bool json, TextWriter output, TextWriter error)
     {
         AllocationTrace trace;
@@ -37,15 +37,14 @@ internal static class ReplayCommand
             settings = AllocatorSettings.Parse(allocConf);
             if (!string.IsNullOrWhiteSpace(deviceBytes))
             {
-                capacity = ByteSize.Parse(deviceBytes);
+                capacity = CliOptions.ParseSize("--device-bytes", deviceBytes);
                 if (capacity <= 0)
-                    throw new FormatException($"--device-bytes must be > 0, got '{deviceBytes}'.");
+                    throw new CliInputException("--device-bytes", $"--device-bytes must be > 0, got '{deviceBytes}'.");
             }
         }
-        catch (Exception ex) when (ex is FormatException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            error.WriteLine($"zimage replay: {ex.Message}");
-            return 2;
+            throw new CliInputException("--trace", $"--trace: {ex.Message}", ex);
         }
 
         Func<IDeviceMemoryBackend, IBlockAllocator> factory = policy == "no-cache"

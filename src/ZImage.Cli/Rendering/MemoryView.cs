@@ -11,27 +11,27 @@ internal static class MemoryView
     /// <summary>The carve-up as a breakdown bar: system reserve, base (green), inference in use / idle (yellow), buffer (gray), free.</summary>
     public static BreakdownChart Bar(MemorySnapshot s)
     {
-        var chart = new BreakdownChart().Width(Math.Min(100, Math.Max(40, Console.IsOutputRedirected ? 80 : AnsiConsole.Profile.Width - 4)));
-        chart.AddItem("system reserve", Gi(s.SystemReserveBytes), Color.Grey50);
-        chart.AddItem("base (weights)", Gi(s.BaseBytes), Color.Green);
-        if (s.InferenceInUseBytes > 0) chart.AddItem("inference in use", Gi(s.InferenceInUseBytes), Color.Orange1);
-        chart.AddItem(s.InferenceInUseBytes > 0 ? "inference idle" : "inference", Gi(Math.Max(0, s.InferenceLimitBytes - s.InferenceInUseBytes)), Color.Yellow);
-        chart.AddItem("buffer", Gi(s.BufferBytes), Color.Grey70);
-        chart.AddItem("free", Gi(s.FreeBytes), Color.Grey23);
+        var chart = NewChart();
+        chart.AddItem("system reserve", Bytes(s.SystemReserveBytes), Color.Grey50);
+        chart.AddItem("base (weights)", Bytes(s.BaseBytes), Color.Green);
+        if (s.InferenceInUseBytes > 0) chart.AddItem("inference in use", Bytes(s.InferenceInUseBytes), Color.Orange1);
+        chart.AddItem(s.InferenceInUseBytes > 0 ? "inference idle" : "inference", Bytes(Math.Max(0, s.InferenceLimitBytes - s.InferenceInUseBytes)), Color.Yellow);
+        chart.AddItem("buffer", Bytes(s.BufferBytes), Color.Grey70);
+        chart.AddItem("free", Bytes(s.FreeBytes), Color.Grey23);
         return chart;
     }
 
     /// <summary>The carve-up of a plan as a bar (request peak shown inside the inference segment).</summary>
     public static BreakdownChart Bar(MemoryPlan p)
     {
-        var chart = new BreakdownChart().Width(Console.IsOutputRedirected ? 80 : Math.Min(100, Math.Max(40, AnsiConsole.Profile.Width - 4)));
-        chart.AddItem("system reserve", Gi(p.SystemReserveBytes), Color.Grey50);
-        chart.AddItem("base (weights)", Gi(p.BaseBytes), Color.Green);
+        var chart = NewChart();
+        chart.AddItem("system reserve", Bytes(p.SystemReserveBytes), Color.Grey50);
+        chart.AddItem("base (weights)", Bytes(p.BaseBytes), Color.Green);
         long peak = Math.Min(p.RequestPeakBytes, p.InferenceBytes);
-        chart.AddItem("request peak", Gi(peak), p.Fits ? Color.Orange1 : Color.Red);
-        chart.AddItem("inference headroom", Gi(p.InferenceBytes - peak), Color.Yellow);
-        chart.AddItem("buffer", Gi(p.BufferBytes), Color.Grey70);
-        chart.AddItem("free", Gi(Math.Max(0, p.FreeBytes)), Color.Grey23);
+        chart.AddItem("request peak", Bytes(peak), p.Fits ? Color.Orange1 : Color.Red);
+        chart.AddItem("inference headroom", Bytes(p.InferenceBytes - peak), Color.Yellow);
+        chart.AddItem("buffer", Bytes(p.BufferBytes), Color.Grey70);
+        chart.AddItem("free", Bytes(Math.Max(0, p.FreeBytes)), Color.Grey23);
         return chart;
     }
 
@@ -70,5 +70,10 @@ internal static class MemoryView
         }
     }
 
-    private static double Gi(long bytes) => Math.Round(Math.Max(0, bytes) / (double)ByteSize.GiB, 3);
+    // The chart holds bytes; the legend shows them with their unit (e.g. "base (weights) 6.00 MiB").
+    private static double Bytes(long bytes) => Math.Max(0, bytes);
+
+    private static BreakdownChart NewChart() => new BreakdownChart()
+        .Width(Console.IsOutputRedirected ? 80 : Math.Min(100, Math.Max(40, AnsiConsole.Profile.Width - 4)))
+        .UseValueFormatter((value, _) => ByteSize.Format((long)value));
 }
