@@ -90,9 +90,9 @@ public sealed class TinyEngineHarness : IDisposable
         }
     }
 
-    /// <summary>A small request on the tiny model: 32×48, 2 steps, CFG (two prompts, two predictions per step).</summary>
+    /// <summary>A small request on the tiny model: 16×32, 2 steps, CFG (two prompts, two predictions per step).</summary>
     public static GenerationRequest Request(long seed = 11, string prompt = "a lighthouse at dusk") =>
-        new() { Prompt = prompt, NegativePrompt = "fog", Width = 32, Height = 48, Steps = 2, Guidance = 2f, Mode = GenerationMode.Standard, Seed = seed };
+        new() { Prompt = prompt, NegativePrompt = "fog", Width = 16, Height = 32, Steps = 2, Guidance = 2f, Mode = GenerationMode.Standard, Seed = seed };
 
     /// <summary>Takes the current state as the baseline (after a reported violation, so later checks are independent).</summary>
     public void Rebaseline()
