@@ -6,7 +6,11 @@ using ZImage.Tests.Infrastructure;
 
 namespace ZImage.Pipeline.Tests;
 
-/// <summary>The manifest's e2e cases through the public API: given prompt and initial latents, the uint8 image matches.</summary>
+/// <summary>
+/// The manifest's e2e cases through the public API: given prompt and initial latents, the prompt embeddings, every
+/// step's model outputs (and guided prediction) and latents, the final latents, the float decode and the uint8 image
+/// all match the reference within the manifest's tolerances.
+/// </summary>
 [Trait("Category", "Parity")]
 public class E2EParityTests
 {
@@ -32,7 +36,8 @@ public class E2EParityTests
             o.WeightDType = Runtime.Compute.TensorDType.F32;
             o.Budget.DeviceMemory = "4GiB";
         });
-        using var pipeline = new ImagePipeline(ZImageEngineFactory.Create(options), options);
+        var capture = new CapturingEngine((ZImageEngine)ZImageEngineFactory.Create(options));
+        using var pipeline = new ImagePipeline(capture, options);
         var result = await pipeline.GenerateAsync(new GenerationRequest
         {
             Prompt = prompt,
@@ -44,6 +49,43 @@ public class E2EParityTests
             Mode = g > 0 ? GenerationMode.Standard : GenerationMode.Turbo,
             InitialLatents = new LatentTensor(latents.Data, latents.Shape),
         });
+
+        // Every intermediate the manifest records, whole, within its own tolerance (recommended_max_abs, never loosened).
+        var errors = new List<string>();
+        void Compare(string refName, float[]? ours)
+        {
+            var expected = c.LoadFloat(refName);
+            double tolerance = c.ToleranceFor(refName).RecommendedMaxAbs;
+            if (ours is null || ours.Length != expected.Data.Length)
+            {
+                errors.Add($"{refName}: {ours?.Length.ToString() ?? "nothing"} values captured, reference has {expected.Data.Length}");
+                return;
+            }
+            double max = 0;
+            for (int i = 0; i < ours.Length; i++) max = Math.Max(max, Math.Abs((double)ours[i] - expected.Data[i]));
+            if (!(max <= tolerance)) errors.Add($"{refName}: max |diff| {max:G3} > {tolerance:G3}");
+        }
+        bool cfg = g > 0;
+        Assert.Equal(cfg ? 2 : 1, capture.Embeddings.Count);
+        Compare("prompt_embeds", capture.Embeddings[0]);
+        if (cfg) Compare("negative_prompt_embeds", capture.Embeddings[1]);
+        Assert.Equal(steps * (cfg ? 2 : 1), capture.Predictions.Count);
+        Assert.Equal(steps, capture.LatentsAfterStep.Count);
+        for (int i = 0; i < steps; i++)
+        {
+            if (cfg)
+            {
+                Compare($"step.{i}.model_out_pos", capture.Predictions[2 * i]);
+                Compare($"step.{i}.model_out_neg", capture.Predictions[2 * i + 1]);
+                Compare($"step.{i}.guided_pred", capture.Guided[i]);
+            }
+            else
+                Compare($"step.{i}.model_out", capture.Predictions[i]);
+            Compare($"step.{i}.latents_after", capture.LatentsAfterStep[i]);
+        }
+        Compare("final_latents", capture.FinalLatents);
+        Compare("decoded", capture.Decoded);
+        Assert.True(errors.Count == 0, $"{name}:{Environment.NewLine}{string.Join(Environment.NewLine, errors)}");
 
         var actual = Assert.Single(result.Images).Pixels;
         Assert.Equal(expected.Data.Length, actual.Length);

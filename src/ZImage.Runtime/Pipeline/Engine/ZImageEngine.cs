@@ -199,6 +199,12 @@ public sealed class ZImageEngine : IGenerationEngine
     /// <summary>The caching allocator (statistics, trace observers).</summary>
     public CachingAllocator Allocator => _caching;
 
+    /// <summary>The compute ops (tests download intermediate tensors through them).</summary>
+    internal IComputeOps Ops => _ops;
+
+    /// <summary>The VAE decode as a float tensor <c>[3, H, W]</c> before the RGB8 conversion (end-to-end parity tests).</summary>
+    internal Tensor DecodeToTensor(Tensor latents) => Loaded(_vae).Decode(latents);
+
     /// <inheritdoc />
     /// <remarks>
     /// Reserve, allocate, roll back: everything is built into locals and published only when the whole model is
