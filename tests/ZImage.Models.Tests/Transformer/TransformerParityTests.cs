@@ -106,20 +106,6 @@ public sealed class TransformerParityTests(ComputeFixture fx, ITestOutputHelper 
     private const double Bf16MaxOneMinusCosine = 5e-5;
     private const double Bf16MaxRelativeL2 = 1e-2;
 
-    private static (double OneMinusCosine, double RelativeL2) Bf16Errors(float[] reference, float[] actual)
-    {
-        Assert.Equal(reference.Length, actual.Length);
-        double dot = 0, na = 0, nb = 0, nd = 0;
-        for (int i = 0; i < reference.Length; i++)
-        {
-            dot += (double)reference[i] * actual[i];
-            na += (double)reference[i] * reference[i];
-            nb += (double)actual[i] * actual[i];
-            nd += ((double)actual[i] - reference[i]) * ((double)actual[i] - reference[i]);
-        }
-        return (1 - dot / Math.Sqrt(na * nb), Math.Sqrt(nd / na));
-    }
-
     [Theory]
     [MemberData(nameof(ForwardCases))]
     public void Bf16WeightsStayWithinTheCalibratedBoundsOfTheReference(string caseName)
@@ -128,7 +114,7 @@ public sealed class TransformerParityTests(ComputeFixture fx, ITestOutputHelper 
         using var dit = new TinyTransformer(fx, TensorDType.BF16);
         Assert.Equal(TensorDType.BF16, dit.Weights.Matrix("layers.0.attention.to_q.weight", dit.Config.Dim, dit.Config.Dim).DType);
         float[] actual = dit.Forward(c.LoadFloat("x"), c.LoadFloat("t").Data[0], c.LoadFloat("cap_feats"));
-        var (oneMinusCos, relL2) = Bf16Errors(c.LoadFloat("out").Data, actual);
+        var (oneMinusCos, relL2) = ErrorMetrics.Compare(c.LoadFloat("out").Data, actual);
         output.WriteLine($"{caseName}: bf16 1-cosine {oneMinusCos:G3}, relative L2 {relL2:G3}");
         Assert.True(oneMinusCos <= Bf16MaxOneMinusCosine, $"{caseName}: bf16 1 - cosine {oneMinusCos:G3} > {Bf16MaxOneMinusCosine:G3}");
         Assert.True(relL2 <= Bf16MaxRelativeL2, $"{caseName}: bf16 relative L2 error {relL2:G3} > {Bf16MaxRelativeL2:G3}");
@@ -147,7 +133,7 @@ public sealed class TransformerParityTests(ComputeFixture fx, ITestOutputHelper 
             SafetensorsEditing.Rewrite(shard, entries => entries.Select(e => Perturb(e, rng)));
         using var dit = new TinyTransformer(fx, TensorDType.BF16, transformerDir: tmp.Path);
         float[] actual = dit.Forward(c.LoadFloat("x"), c.LoadFloat("t").Data[0], c.LoadFloat("cap_feats"));
-        var (oneMinusCos, relL2) = Bf16Errors(c.LoadFloat("out").Data, actual);
+        var (oneMinusCos, relL2) = ErrorMetrics.Compare(c.LoadFloat("out").Data, actual);
         output.WriteLine($"1% weight error: bf16 1-cosine {oneMinusCos:G3}, relative L2 {relL2:G3}");
         Assert.True(oneMinusCos > Bf16MaxOneMinusCosine, $"a 1% weight error gives 1 - cosine {oneMinusCos:G3}, inside the bound {Bf16MaxOneMinusCosine:G3}");
         Assert.True(relL2 > Bf16MaxRelativeL2, $"a 1% weight error gives relative L2 {relL2:G3}, inside the bound {Bf16MaxRelativeL2:G3}");
