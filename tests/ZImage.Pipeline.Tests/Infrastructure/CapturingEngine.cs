@@ -1,7 +1,7 @@
-using ZImage.Runtime.Budget;
 using ZImage.Runtime.Compute;
 using ZImage.Runtime.Pipeline;
 using ZImage.Runtime.Pipeline.Engine;
+using ZImage.Tests.Infrastructure;
 
 namespace ZImage.Pipeline.Tests.Infrastructure;
 
@@ -10,8 +10,10 @@ namespace ZImage.Pipeline.Tests.Infrastructure;
 /// pipeline produces it: prompt embeddings, each transformer output, each guided prediction, the latents after each
 /// Euler step, the final latents and the float VAE output (decoded a second time, outside the pipeline's image).
 /// </summary>
-public sealed class CapturingEngine(ZImageEngine inner) : IGenerationEngine
+public sealed class CapturingEngine(ZImageEngine inner) : DelegatingEngine(inner)
 {
+    private readonly ZImageEngine _engine = inner;
+
     public List<float[]> Embeddings { get; } = new();
     public List<float[]> Predictions { get; } = new();
     public List<float[]> Guided { get; } = new();
@@ -19,52 +21,36 @@ public sealed class CapturingEngine(ZImageEngine inner) : IGenerationEngine
     public float[]? FinalLatents { get; private set; }
     public float[]? Decoded { get; private set; }
 
-    public EngineDescription Description => inner.Description;
-    public bool IsPlanning => inner.IsPlanning;
-    public void Load(BudgetGuard? budget, CancellationToken cancellationToken) => inner.Load(budget, cancellationToken);
-    public EngineMemoryStats GetMemoryStats() => inner.GetMemoryStats();
-    public void ResetPeakStats() => inner.ResetPeakStats();
-    public void EmptyCache() => inner.EmptyCache();
-    public int[] Tokenize(string prompt, int maxLength) => inner.Tokenize(prompt, maxLength);
-
-    public Tensor EncodePrompt(int[] tokenIds)
+    public override Tensor EncodePrompt(int[] tokenIds)
     {
-        var t = inner.EncodePrompt(tokenIds);
-        Embeddings.Add(inner.Ops.Download(t));
+        var t = base.EncodePrompt(tokenIds);
+        Embeddings.Add(_engine.Ops.Download(t));
         return t;
     }
 
-    public Tensor CreateLatents(ReadOnlySpan<float> values, int height, int width) => inner.CreateLatents(values, height, width);
-    public float[] Sigmas(int steps) => inner.Sigmas(steps);
-    public float ModelTime(float sigma) => inner.ModelTime(sigma);
-
-    public Tensor Predict(Tensor latents, float modelTime, Tensor caption)
+    public override Tensor Predict(Tensor latents, float modelTime, Tensor caption)
     {
-        var t = inner.Predict(latents, modelTime, caption);
-        Predictions.Add(inner.Ops.Download(t));
+        var t = base.Predict(latents, modelTime, caption);
+        Predictions.Add(_engine.Ops.Download(t));
         return t;
     }
 
-    public void CombineGuidance(Tensor positive, Tensor negative, float guidance, float normalization)
+    public override void CombineGuidance(Tensor positive, Tensor negative, float guidance, float normalization)
     {
-        inner.CombineGuidance(positive, negative, guidance, normalization);
-        Guided.Add(inner.Ops.Download(positive));
+        base.CombineGuidance(positive, negative, guidance, normalization);
+        Guided.Add(_engine.Ops.Download(positive));
     }
 
-    public void EulerStep(Tensor latents, Tensor modelOutput, float dt)
+    public override void EulerStep(Tensor latents, Tensor modelOutput, float dt)
     {
-        inner.EulerStep(latents, modelOutput, dt);
-        LatentsAfterStep.Add(inner.Ops.Download(latents));
+        base.EulerStep(latents, modelOutput, dt);
+        LatentsAfterStep.Add(_engine.Ops.Download(latents));
     }
 
-    public RgbImage Decode(Tensor latents)
+    public override RgbImage Decode(Tensor latents)
     {
-        FinalLatents = inner.Ops.Download(latents);
-        using (var decoded = inner.DecodeToTensor(latents)) Decoded = inner.Ops.Download(decoded);
-        return inner.Decode(latents);
+        FinalLatents = _engine.Ops.Download(latents);
+        using (var decoded = _engine.DecodeToTensor(latents)) Decoded = _engine.Ops.Download(decoded);
+        return base.Decode(latents);
     }
-
-    public RgbImage? Preview(Tensor latents) => inner.Preview(latents);
-    public IGenerationEngine CreatePlanner(long deviceBytes) => inner.CreatePlanner(deviceBytes);
-    public void Dispose() => inner.Dispose();
 }
