@@ -52,6 +52,15 @@ public class PngMetadataTests
     }
 
     [Fact]
+    public void ChunkLengthAboveTwoGibibytesIsInvalidDataNotAnOverflow()
+    {
+        // Fuzz regression (zimage-fuzz, png-metadata target): a length field >= 2^31 used to throw OverflowException.
+        byte[] png = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x83, 0x00, 0x18, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0];
+        var e = Assert.Throws<InvalidDataException>(() => PngMetadata.ReadText(png));
+        Assert.Contains("2197821695 bytes", e.Message);
+    }
+
+    [Fact]
     public void NotAPngIsRejected() => Assert.Throws<InvalidDataException>(() => PngMetadata.ReadText([1, 2, 3, 4, 5, 6, 7, 8, 9]));
 
     [Fact]

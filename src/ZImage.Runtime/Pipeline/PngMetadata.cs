@@ -81,9 +81,10 @@ public static class PngMetadata
         int pos = 8;
         while (pos + 12 <= png.Length)
         {
-            int len = checked((int)BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(pos)));
-            if (pos + 12 + (long)len > png.Length)
-                throw new InvalidDataException($"PNG chunk at offset {pos} claims {len} bytes but the file ends at {png.Length}.");
+            uint claimed = BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(pos));
+            if (pos + 12 + (long)claimed > png.Length)
+                throw new InvalidDataException($"PNG chunk at offset {pos} claims {claimed} bytes but the file ends at {png.Length}.");
+            int len = (int)claimed;
             string type = Encoding.ASCII.GetString(png, pos + 4, 4);
             var data = png.AsSpan(pos + 8, len);
             uint crc = BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(pos + 8 + len));

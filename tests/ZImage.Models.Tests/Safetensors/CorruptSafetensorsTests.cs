@@ -31,6 +31,19 @@ public sealed partial class CorruptSafetensorsTests : IDisposable
         return ex;
     }
 
+    [Theory]
+    [InlineData("[16,{}]")] // fuzz regression (zimage-fuzz, safetensors target): used to escape as InvalidOperationException from JsonElement
+    [InlineData("[\"0\",4]")]
+    [InlineData("[0,null]")]
+    [InlineData("[[0],4]")]
+    public void DataOffsetsThatAreNotNumbersAreATypedError(string offsets)
+    {
+        string path = WriteRaw("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":" + offsets + "}}", 4);
+        var ex = OpenFails(path);
+        Assert.Equal("a", ex.TensorName);
+        Assert.Contains("data_offsets", ex.Message);
+    }
+
     [Fact]
     public void FileShorterThanTheLengthPrefix()
     {

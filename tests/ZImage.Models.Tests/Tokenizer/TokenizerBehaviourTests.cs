@@ -42,6 +42,16 @@ public class TokenizerBehaviourTests
     public void SurrogatePairsAndWhitespaceSplitByCodePoint(string text, string[] expected) =>
         Assert.Equal(expected, Qwen2PreTokenizer.SplitToStrings(text));
 
+    [Theory]
+    [InlineData("a\uFFFEb")] // fuzz regression (zimage-fuzz, tokenizer target): .NET's Normalize threw ArgumentException
+    [InlineData("\uFFFF")]
+    [InlineData("e\u0301\uFFFEe\u0301 \uFDD0 \U0001FFFE \U0010FFFF")]
+    public void NoncharactersAreEncodedAsTheirBytesAndTheRestIsStillNfc(string text)
+    {
+        int[] ids = Tok.Encode(text);
+        Assert.Equal(text.Replace("e\u0301", "\u00e9", StringComparison.Ordinal), Tok.Decode(ids));
+    }
+
     [Fact]
     public void SpecialTokenIdsComeFromTheFile()
     {

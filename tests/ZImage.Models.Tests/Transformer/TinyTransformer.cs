@@ -17,13 +17,14 @@ internal sealed class TinyTransformer : IDisposable
     private readonly ComputeFixture _fx;
     private readonly SafetensorsCheckpoint _reader;
 
-    public TinyTransformer(ComputeFixture fx, TensorDType matrixDType, AllocatorSettings? settings = null, Action<CachingAllocator>? beforeLoad = null)
+    public TinyTransformer(ComputeFixture fx, TensorDType matrixDType, AllocatorSettings? settings = null, Action<CachingAllocator>? beforeLoad = null,
+        string? transformerDir = null)
     {
         _fx = fx;
         Config = ZImageConfig.Load(FixturePaths.TinyCheckpoint).Transformer;
         Allocator = fx.CreateAllocator(settings);
         beforeLoad?.Invoke(Allocator);
-        _reader = SafetensorsCheckpoint.Open(Path.Combine(FixturePaths.TinyCheckpoint, ZImageConfig.TransformerFolder));
+        _reader = SafetensorsCheckpoint.Open(transformerDir ?? Path.Combine(FixturePaths.TinyCheckpoint, ZImageConfig.TransformerFolder));
         Weights = new CheckpointWeights(_reader, Allocator, new CheckpointWeightsOptions { MatrixDType = matrixDType });
         Context = new ComputeContext(Allocator, fx.Ops);
         Model = new ZImageTransformer(Config, Weights, Context);

@@ -12,7 +12,7 @@ namespace ZImage.Models.Tests.Transformer;
 /// The DiT against the diffusers references: every <c>transformer_forward</c> case (and every sample of every
 /// <c>transformer_forward_batch</c> case as a batch-1 forward) with F32 weights on the CPU accelerator's portable
 /// kernels, within the manifest's recommended tolerance; the debug intermediates are compared too, so a failure
-/// names the first stage that diverges. A BF16-weight run must keep cosine similarity ≥ 0.999.
+/// names the first stage that diverges. A BF16-weight run must stay within bounds calibrated so that a 1% weight error fails them.
 /// </summary>
 [Trait("Category", "Parity")]
 [Collection(ComputeCollection.Name)]
@@ -44,8 +44,20 @@ public sealed class TransformerParityTests(ComputeFixture fx, ITestOutputHelper 
             string stage = spec.Name["debug/".Length..];
             Assert.True(stages.TryGetValue(stage, out float[]? ours), $"{caseName}: the model reported no stage '{stage}'.");
             float[] reference = c.LoadFloat(spec.Name).Data;
-            // x_embedder / cap_embedder / final_layer are observed on the real (unpadded) rows only: compare that prefix.
-            double err = MaxAbs(reference.AsSpan(0, ours!.Length), ours);
+            // Whole tensors, except three stages whose padded rows our model never computes: diffusers embeds the padded
+            // patch/caption sequences (pad rows = the last real row repeated) before it writes the pad tokens, and runs
+            // the final layer over the whole unified sequence; ours writes the pad tokens directly and projects only the
+            // real image rows. There the observed tensor must be exactly the real rows, not merely some prefix.
+            int? realRows = stage switch
+            {
+                "x_embedder" or "final_layer" => c.Param<int>("image_tokens"),
+                "cap_embedder" => c.Param<int>("caption_len"),
+                _ => null,
+            };
+            int width = spec.Shape[^1];
+            int expectedLength = realRows is { } rows ? rows * width : reference.Length;
+            Assert.True(ours!.Length == expectedLength, $"{caseName}: debug/{stage} has {ours.Length} values, expected {expectedLength} (reference {reference.Length})");
+            double err = MaxAbs(reference.AsSpan(0, ours.Length), ours);
             stageErrors.Add((stage, err, c.ToleranceFor(spec.Name).RecommendedMaxAbs));
             report.Append(CultureInfo.InvariantCulture, $" {stage}={err:G3}");
         }
@@ -89,25 +101,68 @@ public sealed class TransformerParityTests(ComputeFixture fx, ITestOutputHelper 
         }
     }
 
+    // bf16 bounds, calibrated on the five forward cases (measured: 1 - cosine 0.8e-5 .. 1.2e-5, relative L2 error
+    // see Bf16Errors) at about 4x the worst case; a 1% weight error (Bf16BoundsCatchAOnePercentWeightError) exceeds both.
+    private const double Bf16MaxOneMinusCosine = 5e-5;
+    private const double Bf16MaxRelativeL2 = 1e-2;
+
     [Theory]
     [MemberData(nameof(ForwardCases))]
-    public void Bf16WeightsStayWithinCosineSimilarityOfTheReference(string caseName)
+    public void Bf16WeightsStayWithinTheCalibratedBoundsOfTheReference(string caseName)
     {
         var c = ReferenceCases.Get(caseName);
         using var dit = new TinyTransformer(fx, TensorDType.BF16);
         Assert.Equal(TensorDType.BF16, dit.Weights.Matrix("layers.0.attention.to_q.weight", dit.Config.Dim, dit.Config.Dim).DType);
         float[] actual = dit.Forward(c.LoadFloat("x"), c.LoadFloat("t").Data[0], c.LoadFloat("cap_feats"));
-        float[] reference = c.LoadFloat("out").Data;
-        double dot = 0, na = 0, nb = 0;
-        for (int i = 0; i < reference.Length; i++)
+        var (oneMinusCos, relL2) = ErrorMetrics.Compare(c.LoadFloat("out").Data, actual);
+        output.WriteLine($"{caseName}: bf16 1-cosine {oneMinusCos:G3}, relative L2 {relL2:G3}");
+        Assert.True(oneMinusCos <= Bf16MaxOneMinusCosine, $"{caseName}: bf16 1 - cosine {oneMinusCos:G3} > {Bf16MaxOneMinusCosine:G3}");
+        Assert.True(relL2 <= Bf16MaxRelativeL2, $"{caseName}: bf16 relative L2 error {relL2:G3} > {Bf16MaxRelativeL2:G3}");
+    }
+
+    [Fact]
+    public void Bf16BoundsCatchAOnePercentWeightError()
+    {
+        // Every stored weight multiplied by 1 ± 1% (seeded random sign): the bf16 run must leave the calibrated bounds.
+        var c = ReferenceCases.Get("tr_64x64_L7_t0");
+        using var tmp = new TempDirectory();
+        string dir = Path.Combine(FixturePaths.TinyCheckpoint, Runtime.Models.Configuration.ZImageConfig.TransformerFolder);
+        foreach (var file in Directory.GetFiles(dir)) File.Copy(file, Path.Combine(tmp.Path, Path.GetFileName(file)));
+        var rng = new Random(1);
+        foreach (var shard in Directory.GetFiles(tmp.Path, "*.safetensors"))
+            SafetensorsEditing.Rewrite(shard, entries => entries.Select(e => Perturb(e, rng)));
+        using var dit = new TinyTransformer(fx, TensorDType.BF16, transformerDir: tmp.Path);
+        float[] actual = dit.Forward(c.LoadFloat("x"), c.LoadFloat("t").Data[0], c.LoadFloat("cap_feats"));
+        var (oneMinusCos, relL2) = ErrorMetrics.Compare(c.LoadFloat("out").Data, actual);
+        output.WriteLine($"1% weight error: bf16 1-cosine {oneMinusCos:G3}, relative L2 {relL2:G3}");
+        Assert.True(oneMinusCos > Bf16MaxOneMinusCosine, $"a 1% weight error gives 1 - cosine {oneMinusCos:G3}, inside the bound {Bf16MaxOneMinusCosine:G3}");
+        Assert.True(relL2 > Bf16MaxRelativeL2, $"a 1% weight error gives relative L2 {relL2:G3}, inside the bound {Bf16MaxRelativeL2:G3}");
+    }
+
+    private static Runtime.Models.Safetensors.SafetensorsEntry Perturb(Runtime.Models.Safetensors.SafetensorsEntry e, Random rng)
+    {
+        var bytes = e.Data.ToArray();
+        switch (e.DType)
         {
-            dot += (double)reference[i] * actual[i];
-            na += (double)reference[i] * reference[i];
-            nb += (double)actual[i] * actual[i];
+            case Runtime.Models.Safetensors.SafetensorsDType.F32:
+                for (int i = 0; i < bytes.Length; i += 4)
+                {
+                    float v = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i));
+                    System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i), v * (rng.Next(2) == 0 ? 1.01f : 0.99f));
+                }
+                break;
+            case Runtime.Models.Safetensors.SafetensorsDType.BF16:
+                for (int i = 0; i < bytes.Length; i += 2)
+                {
+                    uint bits = (uint)System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(i)) << 16;
+                    float v = BitConverter.UInt32BitsToSingle(bits) * (rng.Next(2) == 0 ? 1.01f : 0.99f);
+                    uint f = BitConverter.SingleToUInt32Bits(v);
+                    uint rounded = (f + 0x7FFF + ((f >> 16) & 1)) >> 16; // round to nearest even
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(i), (ushort)rounded);
+                }
+                break;
         }
-        double cosine = dot / Math.Sqrt(na * nb);
-        output.WriteLine($"{caseName}: bf16 cosine {cosine:F6}, max|Δ| {MaxAbs(reference, actual):G3}");
-        Assert.True(cosine >= 0.999, $"{caseName}: bf16 cosine similarity {cosine:F6} < 0.999");
+        return e with { Data = bytes };
     }
 
     private static double MaxAbs(ReadOnlySpan<float> a, ReadOnlySpan<float> b)

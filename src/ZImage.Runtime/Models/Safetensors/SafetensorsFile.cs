@@ -232,7 +232,8 @@ public sealed unsafe class SafetensorsFile : ISafetensorsReader
 
         if (!entry.TryGetProperty("data_offsets", out JsonElement offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
             throw new SafetensorsFormatException(path, name, "missing field 'data_offsets' = [begin, end].");
-        if (!offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
+            || !offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw new SafetensorsFormatException(path, name, $"data_offsets {offsets.GetRawText()} are not integers with 0 <= begin <= end.");
         if (end > dataLength)
             throw new SafetensorsFormatException(path, name, $"data_offsets [{begin}, {end}] run past the end of the {dataLength}-byte data section (truncated or corrupt).");

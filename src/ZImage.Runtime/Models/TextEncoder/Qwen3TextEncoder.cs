@@ -132,11 +132,13 @@ public sealed class Qwen3TextEncoder : IDisposable
         float scale = (float)(1.0 / Math.Sqrt(dh));
 
         var (cosHost, sinHost) = RopeTables(l);
+        // Every tensor is released on any failure (an allocation or a kernel), so a failed request leaves nothing allocated.
         Tensor cos = _context.Empty(tag, l, dh);
-        Tensor sin = _context.Empty(tag, l, dh);
-        Tensor x = _context.Empty(tag, l, hidden);
+        Tensor? sin = null, x = null;
         try
         {
+            sin = _context.Empty(tag, l, dh);
+            x = _context.Empty(tag, l, hidden);
             ops.Upload(cosHost, cos);
             ops.Upload(sinHost, sin);
             ops.Upload(_weights.GatherRows(_prefix + "embed_tokens.weight", ids, hidden), x);
@@ -145,16 +147,24 @@ public sealed class Qwen3TextEncoder : IDisposable
             {
                 var layer = _ring is null ? _layers[li] : _ring.Get(li);
                 // Attention: x += o_proj(attn(rope(q_norm(q)), rope(k_norm(k)), v))
-                Tensor q, k, v;
+                Tensor? q = null, k = null, v = null;
                 using (var h = _context.Empty(tag, l, hidden))
                 {
-                    ops.RmsNorm(x, layer.InputNorm, eps, h);
-                    q = _context.Empty(tag, l, hq * dh);
-                    k = _context.Empty(tag, l, hkv * dh);
-                    v = _context.Empty(tag, l, hkv * dh);
-                    ops.Linear(h, layer.Q, layer.QBias, q);
-                    ops.Linear(h, layer.K, layer.KBias, k);
-                    ops.Linear(h, layer.V, layer.VBias, v);
+                    try
+                    {
+                        ops.RmsNorm(x, layer.InputNorm, eps, h);
+                        q = _context.Empty(tag, l, hq * dh);
+                        k = _context.Empty(tag, l, hkv * dh);
+                        v = _context.Empty(tag, l, hkv * dh);
+                        ops.Linear(h, layer.Q, layer.QBias, q);
+                        ops.Linear(h, layer.K, layer.KBias, k);
+                        ops.Linear(h, layer.V, layer.VBias, v);
+                    }
+                    catch
+                    {
+                        q?.Dispose(); k?.Dispose(); v?.Dispose();
+                        throw;
+                    }
                 }
 
                 Tensor a;
@@ -169,7 +179,8 @@ public sealed class Qwen3TextEncoder : IDisposable
                     var k3 = k.Reshape(l, hkv, dh);
                     ops.RopeRotateHalf(q3, k3, cos, sin);
                     a = _context.Empty(tag, l, hq, dh);
-                    ops.Attention(q3, k3, v.Reshape(l, hkv, dh), scale, causal: true, a);
+                    try { ops.Attention(q3, k3, v.Reshape(l, hkv, dh), scale, causal: true, a); }
+                    catch { a.Dispose(); throw; }
                 }
 
                 using (a)
@@ -180,14 +191,22 @@ public sealed class Qwen3TextEncoder : IDisposable
                 }
 
                 // MLP: x += down(SiLU(gate(h)) ⊙ up(h)), h = post_attention_layernorm(x)
-                Tensor gate, up;
+                Tensor? gate = null, up = null;
                 using (var h = _context.Empty(tag, l, hidden))
                 {
-                    ops.RmsNorm(x, layer.PostNorm, eps, h);
-                    gate = _context.Empty(tag, l, inter);
-                    up = _context.Empty(tag, l, inter);
-                    ops.Linear(h, layer.Gate, null, gate);
-                    ops.Linear(h, layer.Up, null, up);
+                    try
+                    {
+                        ops.RmsNorm(x, layer.PostNorm, eps, h);
+                        gate = _context.Empty(tag, l, inter);
+                        up = _context.Empty(tag, l, inter);
+                        ops.Linear(h, layer.Gate, null, gate);
+                        ops.Linear(h, layer.Up, null, up);
+                    }
+                    catch
+                    {
+                        gate?.Dispose(); up?.Dispose();
+                        throw;
+                    }
                 }
 
                 using (gate)
@@ -201,12 +220,12 @@ public sealed class Qwen3TextEncoder : IDisposable
         }
         catch
         {
-            x.Dispose();
+            x?.Dispose();
             throw;
         }
         finally
         {
-            sin.Dispose();
+            sin?.Dispose();
             cos.Dispose();
         }
         return x;

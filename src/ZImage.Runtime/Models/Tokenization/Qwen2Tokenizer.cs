@@ -297,10 +297,29 @@ public sealed class Qwen2Tokenizer
         }
     }
 
+    // NFC as the tokenizer.json normalizer does. .NET's Normalize rejects the noncharacters U+FFFE and U+FFFF (valid
+    // scalar values, left unchanged by NFC in Rust's tokenizers), so the text is normalised around them; they are
+    // starters that never compose, so normalising the pieces separately gives the NFC of the whole.
+    private static string Nfc(ReadOnlySpan<char> segment)
+    {
+        if (segment.IndexOfAny('\uFFFE', '\uFFFF') < 0) return segment.ToString().Normalize(NormalizationForm.FormC);
+        var sb = new StringBuilder(segment.Length);
+        while (!segment.IsEmpty)
+        {
+            int i = segment.IndexOfAny('\uFFFE', '\uFFFF');
+            var piece = i < 0 ? segment : segment[..i];
+            if (!piece.IsEmpty) sb.Append(piece.ToString().Normalize(NormalizationForm.FormC));
+            if (i < 0) break;
+            sb.Append(segment[i]);
+            segment = segment[(i + 1)..];
+        }
+        return sb.ToString();
+    }
+
     private void EncodeOrdinary(ReadOnlySpan<char> segment, List<int> ids)
     {
         if (segment.IsEmpty) return;
-        string text = segment.ToString().Normalize(NormalizationForm.FormC);
+        string text = Nfc(segment);
         foreach ((int start, int length) in Qwen2PreTokenizer.Split(text))
         {
             string piece = text.Substring(start, length);

@@ -335,23 +335,33 @@ public sealed partial class VaeDecoder
             int c = x.Shape[0], n = x.Shape[1] * x.Shape[2];
             try
             {
+                // Every intermediate is released on any failure, so a failed decode leaves nothing allocated.
                 Tensor tokens;
                 using (var g = ctx.Empty(tag, x.Shape))
                 {
                     ops.GroupNorm(x, groups, NormGamma, NormBeta, GroupNormEps, silu: false, g);
                     tokens = ctx.Empty(tag, n, c);
-                    ops.Transpose2d(g, tokens);
+                    try { ops.Transpose2d(g, tokens); }
+                    catch { tokens.Dispose(); throw; }
                 }
 
-                Tensor q, k, v;
+                Tensor? q = null, k = null, v = null;
                 using (tokens)
                 {
-                    q = ctx.Empty(tag, n, 1, c);
-                    k = ctx.Empty(tag, n, 1, c);
-                    v = ctx.Empty(tag, n, 1, c);
-                    ops.Linear(tokens, Q, QBias, q.Reshape(n, c));
-                    ops.Linear(tokens, K, KBias, k.Reshape(n, c));
-                    ops.Linear(tokens, V, VBias, v.Reshape(n, c));
+                    try
+                    {
+                        q = ctx.Empty(tag, n, 1, c);
+                        k = ctx.Empty(tag, n, 1, c);
+                        v = ctx.Empty(tag, n, 1, c);
+                        ops.Linear(tokens, Q, QBias, q.Reshape(n, c));
+                        ops.Linear(tokens, K, KBias, k.Reshape(n, c));
+                        ops.Linear(tokens, V, VBias, v.Reshape(n, c));
+                    }
+                    catch
+                    {
+                        q?.Dispose(); k?.Dispose(); v?.Dispose();
+                        throw;
+                    }
                 }
 
                 Tensor a;
@@ -360,14 +370,16 @@ public sealed partial class VaeDecoder
                 using (v)
                 {
                     a = ctx.Empty(tag, n, 1, c);
-                    ops.Attention(q, k, v, (float)(1.0 / Math.Sqrt(c)), causal: false, a);
+                    try { ops.Attention(q, k, v, (float)(1.0 / Math.Sqrt(c)), causal: false, a); }
+                    catch { a.Dispose(); throw; }
                 }
 
                 Tensor o;
                 using (a)
                 {
                     o = ctx.Empty(tag, n, c);
-                    ops.Linear(a.Reshape(n, c), Out, OutBias, o);
+                    try { ops.Linear(a.Reshape(n, c), Out, OutBias, o); }
+                    catch { o.Dispose(); throw; }
                 }
 
                 using (o)

@@ -53,6 +53,7 @@ public sealed class ZImageEngine : IGenerationEngine
     private readonly List<IWeightProvider> _weights = new();
     private Tensor? _previewProjection, _previewBias;
     private Qwen3TextEncoder? _textEncoder;
+    private Func<IDeviceAllocator, IDeviceAllocator>? _allocatorDecorator;
 
     // FLUX-VAE latent→RGB approximation (ComfyUI's Flux latent format): rgb = latents·F + b, for the preview only.
     private static readonly float[] FluxLatentRgbFactors =
@@ -125,7 +126,8 @@ public sealed class ZImageEngine : IGenerationEngine
             if (options.BackendDecorator is { } decorate) backend = decorate(backend);
             var ops = new KernelComputeOps(new KernelContext(device.Accelerator));
             var engine = new ZImageEngine(config, checkpointDir is null ? WeightSource.Random : WeightSource.Checkpoint, checkpointDir, tokenizer, settings,
-                options.WeightDType, options.RandomSeed, device, backend, ops, name);
+                options.WeightDType, options.RandomSeed, device, backend, ops, name)
+            { _allocatorDecorator = options.AllocatorDecorator };
             if (options.Strategy is { } strategy) engine.UseStrategy(strategy, options.HostMemory);
             else engine._hostMemory = options.HostMemory;
             return engine;
@@ -198,6 +200,12 @@ public sealed class ZImageEngine : IGenerationEngine
     /// <summary>The caching allocator (statistics, trace observers).</summary>
     public CachingAllocator Allocator => _caching;
 
+    /// <summary>The compute ops (tests download intermediate tensors through them).</summary>
+    internal IComputeOps Ops => _ops;
+
+    /// <summary>The VAE decode as a float tensor <c>[3, H, W]</c> before the RGB8 conversion (end-to-end parity tests).</summary>
+    internal Tensor DecodeToTensor(Tensor latents) => Loaded(_vae).Decode(latents);
+
     /// <inheritdoc />
     /// <remarks>
     /// Reserve, allocate, roll back: everything is built into locals and published only when the whole model is
@@ -208,7 +216,8 @@ public sealed class ZImageEngine : IGenerationEngine
     public void Load(BudgetGuard? budget, CancellationToken cancellationToken)
     {
         if (_ctx is not null) return;
-        IDeviceAllocator inner = budget is null ? _caching : new BudgetedAllocator(_caching, budget, _caching.RoundSize);
+        IDeviceAllocator device = _allocatorDecorator?.Invoke(_caching) ?? _caching;
+        IDeviceAllocator inner = budget is null ? device : new BudgetedAllocator(device, budget, _caching.RoundSize);
         var tracker = new WorkspaceTracker(inner, _caching.RoundSize);
         var ctx = new ComputeContext(tracker, _ops);
         var weights = new List<IWeightProvider>(3);
@@ -524,4 +533,6 @@ public sealed record ZImageEngineOptions
     public long? CapacityBytes { get; init; }
     /// <summary>Wraps the device backend (fault injection in tests, tracing).</summary>
     public Func<IDeviceMemoryBackend, IDeviceMemoryBackend>? BackendDecorator { get; init; }
+    /// <summary>Wraps the caching allocator below the budget guard (fault injection at block level in tests).</summary>
+    public Func<IDeviceAllocator, IDeviceAllocator>? AllocatorDecorator { get; init; }
 }
