@@ -11,14 +11,14 @@ namespace ZImage.Tests.Infrastructure;
 /// A started <see cref="ImagePipeline"/> over the real <see cref="ZImageEngine"/> on the tiny checkpoint (CPU
 /// accelerator, F32 weights, caching allocator, budget guard), whose device backend is a
 /// <see cref="FaultInjectingBackend"/>, whose caching allocator is wrapped (below the guard) by a
-/// <see cref="FaultInjectingAllocator"/> and whose engine is seen through a <see cref="RecordingEngine"/>. The cache is
+/// <see cref="FaultInjectingAllocator"/> and whose engine is seen through a <see cref="StartOrderRecordingEngine"/>. The cache is
 /// trimmed after every generation, so each one starts from the same empty cache (fault positions are reproducible)
 /// and the baseline after it is exact: allocated = weights, reserved = the weights' segments, live device segments =
 /// those segments, no inference bytes in the budget guard.
 /// </summary>
 public sealed class TinyEngineHarness : IDisposable
 {
-    private TinyEngineHarness(FaultInjectingBackend backend, FaultInjectingAllocator allocator, ZImageEngine engine, RecordingEngine recording, ImagePipeline pipeline)
+    private TinyEngineHarness(FaultInjectingBackend backend, FaultInjectingAllocator allocator, ZImageEngine engine, StartOrderRecordingEngine recording, ImagePipeline pipeline)
     {
         Backend = backend;
         Blocks = allocator;
@@ -31,7 +31,7 @@ public sealed class TinyEngineHarness : IDisposable
     /// <summary>Block-level faults: wraps the caching allocator below the budget guard.</summary>
     public FaultInjectingAllocator Blocks { get; }
     public ZImageEngine Engine { get; }
-    public RecordingEngine Recording { get; }
+    public StartOrderRecordingEngine Recording { get; }
     public ImagePipeline Pipeline { get; }
     public BudgetGuard Guard => Pipeline.Budget ?? throw new InvalidOperationException("The pipeline is not started.");
     public long BaselineAllocated { get; private set; }
@@ -69,7 +69,7 @@ public sealed class TinyEngineHarness : IDisposable
             BackendDecorator = b => backend = new FaultInjectingBackend(b),
             AllocatorDecorator = a => blocks = new FaultInjectingAllocator(a),
         });
-        var recording = new RecordingEngine(engine);
+        var recording = new StartOrderRecordingEngine(engine);
         var pipeline = new ImagePipeline(recording, Options(configure));
         TinyEngineHarness? harness = null;
         try

@@ -14,7 +14,7 @@ public class DeviceQueueTests
         // overflow line). Each request's first queue position is reported under the queue's lock at the moment it is
         // queued, so it is its exact place in line; the engine records the order the device thread starts them in.
         var fake = new FakeEngine();
-        var engine = new RecordingEngine(fake);
+        var engine = new StartOrderRecordingEngine(fake);
         using var pipeline = new ImagePipeline(engine, TestPipelines.Options(o => { o.Queue.Capacity = 8; o.Queue.FullPolicy = QueueFullPolicy.Wait; }));
         await pipeline.StartAsync();
         long baseline = engine.GetMemoryStats().AllocatedBytes;
@@ -60,7 +60,7 @@ public class DeviceQueueTests
     public async Task FiftyConcurrentRequestsCompleteInOrderOrAreRefusedBusy()
     {
         var fake = new FakeEngine();
-        var engine = new RecordingEngine(fake);
+        var engine = new StartOrderRecordingEngine(fake);
         using var pipeline = new ImagePipeline(engine, TestPipelines.Options(o => { o.Queue.Capacity = 8; o.Queue.FullPolicy = QueueFullPolicy.Reject; }));
         await pipeline.StartAsync();
         long baseline = engine.GetMemoryStats().AllocatedBytes;

@@ -9,7 +9,7 @@ namespace ZImage.Tests.Infrastructure;
 /// requests in rather than the order their tasks were awaited. Planning twins are not recorded
 /// (<see cref="DelegatingEngine.CreatePlanner"/> returns the inner engine's planner).
 /// </summary>
-public sealed class RecordingEngine(IGenerationEngine inner) : DelegatingEngine(inner)
+public sealed class StartOrderRecordingEngine(IGenerationEngine inner) : DelegatingEngine(inner)
 {
     private readonly List<string> _started = new();
 
