@@ -180,7 +180,7 @@ internal static class EditRequestValidation
         if (request.PosteriorNoise is { } eps)
         {
             int[] want = [request.NumImages, RequestResolver.LatentChannels, height / 8, width / 8];
-            if (!eps.Shape.AsSpan().SequenceEqual(want))
+            if (!eps.Shape.SequenceEqual(want))
                 throw new InvalidGenerationRequestException(nameof(request.PosteriorNoise), $"[{string.Join(",", eps.Shape)}]", $"shape [{string.Join(",", want)}]");
         }
         return strength;
