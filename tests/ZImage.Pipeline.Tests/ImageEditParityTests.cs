@@ -50,6 +50,7 @@ public sealed class ImageEditParityTests(ITestOutputHelper output)
             o.Device = DevicePreference.Cpu;
             o.WeightDType = Runtime.Compute.TensorDType.F32;
             o.Budget.DeviceMemory = "4GiB";
+            o.ImageEditing = true;
         });
         var engine = new RecordingEngine(ZImageEngineFactory.Create(options));
         using var pipeline = new ImagePipeline(engine, options);

@@ -73,6 +73,7 @@ internal static class GenerateCommand
             services.AddZImage(o =>
             {
                 o.ModelDirectory = dir;
+                o.ImageEditing = parse.GetValue(initImage) is not null;
                 o.Device = parse.GetValue(device);
                 o.AllocatorSettings = parse.GetValue(allocator) ?? "";
                 o.Residency = residency;

@@ -54,6 +54,9 @@ public sealed class ZImageOptions
     /// <summary>A diffusers-format Z-Image checkpoint folder; null runs a tiny random-weight model built in memory (a demo of the pipeline and the memory guard, not of image quality).</summary>
     public string? ModelDirectory { get; set; }
 
+    /// <summary>Load the VAE encoder so that requests may carry an init image (img2img) and a mask (inpaint); its weights join the resident base.</summary>
+    public bool ImageEditing { get; set; }
+
     /// <summary>The accelerator.</summary>
     public DevicePreference Device { get; set; } = DevicePreference.Auto;
 

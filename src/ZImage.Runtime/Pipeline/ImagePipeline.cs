@@ -177,6 +177,8 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         try
         {
             var resolved = RequestResolver.Resolve(request, _options, _engine.Description.IsDemoModel, _engine.Description.ModelName);
+            if (resolved.Edit is not null && !_engine.SupportsImageEditing)
+                throw new InvalidGenerationRequestException(nameof(request.InitImage), "given", "an engine with image editing enabled (ZImageOptions.ImageEditing = true loads the VAE encoder)");
             if (resolved.StepsOrGuidanceReset && countMetrics)
             {
                 _metrics?.Reset();

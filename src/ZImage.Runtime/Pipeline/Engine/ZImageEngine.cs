@@ -127,7 +127,7 @@ public sealed class ZImageEngine : IGenerationEngine
             var ops = new KernelComputeOps(new KernelContext(device.Accelerator));
             var engine = new ZImageEngine(config, checkpointDir is null ? WeightSource.Random : WeightSource.Checkpoint, checkpointDir, tokenizer, settings,
                 options.WeightDType, options.RandomSeed, device, backend, ops, name)
-            { _allocatorDecorator = options.AllocatorDecorator };
+            { _allocatorDecorator = options.AllocatorDecorator, _editing = options.ImageEditing };
             if (options.Strategy is { } strategy) engine.UseStrategy(strategy, options.HostMemory);
             else engine._hostMemory = options.HostMemory;
             return engine;
@@ -258,8 +258,8 @@ public sealed class ZImageEngine : IGenerationEngine
             // Offload keeps the streamed layers in host memory: refuse, typed, before anything else is built.
             if (!IsPlanning) HostMemory.Ensure(_strategy.Offload, (textEncoder.Streaming + transformer.Streaming).HostBytes, _hostMemory);
             var vaeDecoder = new VaeDecoder(_config.Vae, vae, ctx);
-            // The encoder (img2img, inpaint) is resident too, so that the base is the same whatever the request.
-            var vaeEncoder = new VaeEncoder(_config.Vae, vae, ctx);
+            // With image editing on, the encoder (img2img, inpaint) is resident too: the base is the same whatever the request.
+            var vaeEncoder = _editing ? new VaeEncoder(_config.Vae, vae, ctx) : null;
             cancellationToken.ThrowIfCancellationRequested();
             int channels = _config.Transformer.InChannels;
             projection = ctx.Empty(AllocationTags.Weights, channels, 3);
@@ -410,7 +410,10 @@ public sealed class ZImageEngine : IGenerationEngine
     }
 
     /// <inheritdoc />
-    public bool SupportsImageEditing => true;
+    public bool SupportsImageEditing => _editing;
+
+    // Whether the VAE encoder is loaded (ZImageEngineOptions.ImageEditing); planners copy it so plans stay exact.
+    private bool _editing;
 
     /// <inheritdoc />
     public Tensor EncodeImage(RgbImage image, ReadOnlySpan<float> posteriorNoise)
@@ -469,6 +472,7 @@ public sealed class ZImageEngine : IGenerationEngine
         var planner = new ZImageEngine(_config, WeightSource.Planning, null, _tokenizer, _settings, _matrixDType, 0, null, new SimulatedDeviceBackend(deviceBytes),
             new PlanningComputeOps(), Description.ModelName);
         planner.UseStrategy(strategy);
+        planner._editing = _editing;
         // The demo model's weights are f32 whatever the strategy says; its twin must allocate the same.
         if (_source == WeightSource.Random) planner._matrixDType = TensorDType.F32;
         return planner;
@@ -529,6 +533,8 @@ public sealed record ZImageEngineOptions
     public int RandomSeed { get; init; } = 20260101;
     /// <summary>Take segments from CUDA's stream-ordered pool (<c>cuMemAllocAsync</c>) instead of ILGPU buffers.</summary>
     public bool UseStreamOrderedPool { get; init; }
+    /// <summary>Load the VAE encoder too (img2img, inpaint): its weights join the resident base (about 68 MB in bf16 for the FLUX VAE).</summary>
+    public bool ImageEditing { get; init; }
     /// <summary>Caps the device capacity the allocator sees (e.g. to emulate a smaller GPU).</summary>
     public long? CapacityBytes { get; init; }
     /// <summary>Wraps the device backend (fault injection in tests, tracing).</summary>

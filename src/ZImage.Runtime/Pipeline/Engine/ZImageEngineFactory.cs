@@ -21,6 +21,7 @@ public static class ZImageEngineFactory
             AllocatorSettings = options.AllocatorSettings ?? "",
             WeightDType = options.WeightDType,
             RandomSeed = options.RandomModelSeed,
+            ImageEditing = options.ImageEditing,
             UseStreamOrderedPool = options.MemoryBackend == DeviceMemoryBackendKind.StreamOrderedPool,
             HostMemory = options.Residency.HostMemory,
         });
