@@ -196,27 +196,15 @@ public class AllocatorBenchmarks
         }
     }
 
-    private sealed class ReplayColumn(string name, Func<ReplayFigures, string> value) : IColumn
+    private sealed class ReplayColumn(string name, Func<ReplayFigures, string> value) : FigureColumn("Replay." + name, name, name switch
     {
-        public string Id => "Replay." + name;
-        public string ColumnName => name;
-        public bool AlwaysShow => true;
-        public ColumnCategory Category => ColumnCategory.Custom;
-        public int PriorityInCategory => 0;
-        public bool IsNumeric => false;
-        public UnitType UnitType => UnitType.Dimensionless;
-        public string Legend => name switch
-        {
-            "DevCalls/pair" => "Device allocs+frees per alloc/free pair on a second (warm) replay",
-            "PeakReserved" => "Peak reserved bytes (segments) of the first replay",
-            "PeakAllocated" => "Peak allocated bytes of the first replay",
-            _ => "Peak reserved / peak allocated",
-        };
-        public bool IsAvailable(Summary summary) => true;
-        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+        "DevCalls/pair" => "Device allocs+frees per alloc/free pair on a second (warm) replay",
+        "PeakReserved" => "Peak reserved bytes (segments) of the first replay",
+        "PeakAllocated" => "Peak allocated bytes of the first replay",
+        _ => "Peak reserved / peak allocated",
+    })
+    {
+        protected override string Value(BenchmarkCase benchmarkCase)
         {
             string trace = (string)benchmarkCase.Parameters["Trace"];
             string policy = (string)benchmarkCase.Parameters["Policy"];

@@ -94,29 +94,17 @@ public class LadderBenchmarks
         return pipeline.Plan(Request);
     }
 
-    private sealed class PlanColumn(string name, Func<MemoryPlan, string> value) : IColumn
+    private sealed class PlanColumn(string name, Func<MemoryPlan, string> value) : FigureColumn("Ladder." + name, name, name switch
+    {
+        "PeakDevice" => "Exact plan: base (resident weights + ring slots) + the largest stage peak",
+        "Base" => "Exact plan: resident weights + ring slots",
+        "HostBytes" => "Exact plan: weights kept in host memory and streamed",
+        _ => "Exact plan: bytes the streamed DiT blocks upload per denoising step (both CFG branches share them)",
+    })
     {
         private static readonly Dictionary<OffloadMode, MemoryPlan> Plans = [];
 
-        public string Id => "Ladder." + name;
-        public string ColumnName => name;
-        public bool AlwaysShow => true;
-        public ColumnCategory Category => ColumnCategory.Custom;
-        public int PriorityInCategory => 0;
-        public bool IsNumeric => false;
-        public UnitType UnitType => UnitType.Dimensionless;
-        public string Legend => name switch
-        {
-            "PeakDevice" => "Exact plan: base (resident weights + ring slots) + the largest stage peak",
-            "Base" => "Exact plan: resident weights + ring slots",
-            "HostBytes" => "Exact plan: weights kept in host memory and streamed",
-            _ => "Exact plan: bytes the streamed DiT blocks upload per denoising step (both CFG branches share them)",
-        };
-        public bool IsAvailable(Summary summary) => true;
-        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+        protected override string Value(BenchmarkCase benchmarkCase)
         {
             var offload = (OffloadMode)benchmarkCase.Parameters["Offload"];
             lock (Plans)
