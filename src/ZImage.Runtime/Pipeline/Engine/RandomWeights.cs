@@ -7,25 +7,34 @@ namespace ZImage.Runtime.Pipeline.Engine;
 /// Seeded random weights with the shapes the models ask for, so the pipeline runs without a checkpoint (the demo model).
 /// Each tensor is generated from <c>seed</c> and the FNV-1a hash of its name (order-independent): matrices
 /// N(0, 1/fan_in), norm weights 1 + N(0, 0.1²), other vectors N(0, 0.1²), embedding rows N(0, 1). It demonstrates the
-/// pipeline and the memory guard; the images are noise-like, not meaningful.
+/// pipeline and the memory guard; the images are noise-like, not meaningful. Matrices are F32 (the tiny demo model) or,
+/// for a full-size config such as <c>ZImageConfig.Turbo</c> (the doctor's GPU run), BF16 or F16, generated and
+/// uploaded in chunks so the host never holds more than one chunk; in planning mode nothing is generated.
 /// </summary>
 public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeights
 {
     private readonly IDeviceAllocator _allocator;
     private readonly IComputeOps _ops;
     private readonly int _seed;
+    private const int ChunkElements = 1 << 20;
     private readonly WeightCache _cache = new();
 
-    /// <summary>Creates the provider; tensors are allocated on first request with the <c>weights</c> tag, all as F32.</summary>
-    public RandomWeights(IDeviceAllocator allocator, IComputeOps ops, int seed)
+    /// <summary>Creates the provider; tensors are allocated on first request with the <c>weights</c> tag.</summary>
+    /// <param name="allocator">Where the weights are allocated.</param>
+    /// <param name="ops">Uploads the generated values (nothing is generated when it is a planning ops).</param>
+    /// <param name="seed">Seed of every tensor (combined with the hash of its name).</param>
+    /// <param name="matrixDType">The dtype of matrices: F32 (default, the demo model), BF16 or F16; vectors are always F32.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="matrixDType"/> is not F32, F16 or BF16.</exception>
+    public RandomWeights(IDeviceAllocator allocator, IComputeOps ops, int seed, TensorDType matrixDType = TensorDType.F32)
     {
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
         _ops = ops ?? throw new ArgumentNullException(nameof(ops));
         _seed = seed;
+        MatrixDType = WeightCache.ValidateMatrixDType(matrixDType, nameof(matrixDType), "Matrix dtype must be F32, F16 or BF16.");
     }
 
     /// <inheritdoc />
-    public TensorDType MatrixDType => TensorDType.F32;
+    public TensorDType MatrixDType { get; }
 
     /// <inheritdoc />
     public Tensor Matrix(string name, params int[] shape)
@@ -64,9 +73,30 @@ public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeight
     private void Fill(string name, Tensor t, float scale, float offset)
     {
         if (_ops.IsPlanning) return;
-        var host = SeededNoise.Create(Seed(name), checked((int)t.ElementCount));
-        for (int i = 0; i < host.Length; i++) host[i] = offset + scale * host[i];
-        _ops.Upload(host, t);
+        if (t.DType == TensorDType.F32)
+        {
+            // The demo model's values (one sequence per tensor), unchanged since it shipped.
+            var host = SeededNoise.Create(Seed(name), checked((int)t.ElementCount));
+            for (int i = 0; i < host.Length; i++) host[i] = offset + scale * host[i];
+            _ops.Upload(host, t);
+            return;
+        }
+        // 16-bit matrices of a full-size config: one seeded sequence per 2^20-element chunk, converted and copied chunk by chunk.
+        long total = t.ElementCount;
+        var floats = new float[(int)Math.Min(ChunkElements, total)];
+        var halves = new ushort[floats.Length];
+        for (long start = 0, chunk = 0; start < total; start += ChunkElements, chunk++)
+        {
+            int n = (int)Math.Min(ChunkElements, total - start);
+            var dst = floats.AsSpan(0, n);
+            SeededNoise.Fill(Seed(name) ^ (chunk * unchecked((long)0xD1B54A32D192ED03UL)), dst);
+            for (int i = 0; i < n; i++)
+            {
+                float v = offset + scale * dst[i];
+                halves[i] = t.DType == TensorDType.BF16 ? Models.Safetensors.SafetensorsConvert.SingleToBFloat16(v) : BitConverter.HalfToUInt16Bits((Half)v);
+            }
+            CheckpointWeights.CopyBytes(t, start, n, System.Runtime.InteropServices.MemoryMarshal.AsBytes(halves.AsSpan(0, n)));
+        }
     }
 
     /// <inheritdoc />

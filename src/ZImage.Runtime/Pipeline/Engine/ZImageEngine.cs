@@ -42,6 +42,8 @@ public sealed class ZImageEngine : IGenerationEngine
     private ResidencyStrategy _strategy = ResidencyStrategy.Resident;
     private string? _hostMemory;
     private readonly int _randomSeed;
+    // The matrix dtype of random weights: F32 for the tiny demo model, ZImageEngineOptions.WeightDType with RandomConfig.
+    private readonly TensorDType _randomMatrixDType;
     private readonly ComputeDevice? _device;
     private readonly IDeviceMemoryBackend _backend;
     private readonly CachingAllocator _caching;
@@ -69,14 +71,16 @@ public sealed class ZImageEngine : IGenerationEngine
     private VaeEncoder? _vaeEncoder;
 
     private ZImageEngine(ZImageConfig config, WeightSource source, string? checkpointDir, Qwen2Tokenizer? tokenizer, AllocatorSettings settings,
-        TensorDType matrixDType, int randomSeed, ComputeDevice? device, IDeviceMemoryBackend backend, IComputeOps ops, string modelName)
+        TensorDType matrixDType, int randomSeed, ComputeDevice? device, IDeviceMemoryBackend backend, IComputeOps ops, string modelName,
+        TensorDType randomMatrixDType = TensorDType.F32)
     {
+        _randomMatrixDType = randomMatrixDType;
         _config = config;
         _source = source;
         _checkpointDir = checkpointDir;
         _tokenizer = tokenizer;
         _settings = settings;
-        _matrixDType = source == WeightSource.Random ? TensorDType.F32 : matrixDType;
+        _matrixDType = source == WeightSource.Random ? randomMatrixDType : matrixDType;
         _strategy = ResidencyStrategy.Resident with { Weights = FormatOf(_matrixDType) };
         _randomSeed = randomSeed;
         _device = device;
@@ -92,6 +96,9 @@ public sealed class ZImageEngine : IGenerationEngine
     /// <summary>The model name of the in-memory demo model.</summary>
     public const string TinyRandomName = "tiny-random";
 
+    /// <summary>The model name of a random-weight engine on <see cref="ZImageEngineOptions.RandomConfig"/>.</summary>
+    public const string RandomConfigName = "random weights on a full config";
+
     /// <summary>Opens a real engine on a checkpoint folder, or on the tiny random model when <paramref name="checkpointDir"/> is null.</summary>
     /// <param name="checkpointDir">A diffusers-format Z-Image folder, or null for the demo model.</param>
     /// <param name="options">Device, allocator settings, weight dtype, seed.</param>
@@ -105,8 +112,8 @@ public sealed class ZImageEngine : IGenerationEngine
         string name;
         if (checkpointDir is null)
         {
-            config = TinyZImageConfig.Config;
-            name = TinyRandomName;
+            config = options.RandomConfig ?? TinyZImageConfig.Config;
+            name = options.RandomConfig is null ? TinyRandomName : RandomConfigName;
         }
         else
         {
@@ -126,7 +133,8 @@ public sealed class ZImageEngine : IGenerationEngine
             if (options.BackendDecorator is { } decorate) backend = decorate(backend);
             var ops = new KernelComputeOps(new KernelContext(device.Accelerator));
             var engine = new ZImageEngine(config, checkpointDir is null ? WeightSource.Random : WeightSource.Checkpoint, checkpointDir, tokenizer, settings,
-                options.WeightDType, options.RandomSeed, device, backend, ops, name)
+                options.WeightDType, options.RandomSeed, device, backend, ops, name,
+                options.RandomConfig is null ? TensorDType.F32 : options.WeightDType)
             { _allocatorDecorator = options.AllocatorDecorator, _editing = options.ImageEditing };
             if (options.Strategy is { } strategy) engine.UseStrategy(strategy, options.HostMemory);
             else engine._hostMemory = options.HostMemory;
@@ -174,7 +182,7 @@ public sealed class ZImageEngine : IGenerationEngine
         ArgumentNullException.ThrowIfNull(strategy);
         if (_ctx is not null) throw new InvalidOperationException("The residency strategy is fixed once the engine is loaded.");
         Validate(strategy);
-        if (_source == WeightSource.Random) strategy = strategy with { Weights = WeightFormat.F32 };
+        if (_source == WeightSource.Random) strategy = strategy with { Weights = FormatOf(_randomMatrixDType) };
         else _matrixDType = strategy.MatrixDType;
         _strategy = strategy;
         _hostMemory = hostMemory;
@@ -239,9 +247,9 @@ public sealed class ZImageEngine : IGenerationEngine
                     weights.Add(vae = new CheckpointWeights(folder.Vae, tracker, o));
                     break;
                 case WeightSource.Random:
-                    weights.Add(te = new RandomWeights(tracker, _ops, _randomSeed));
-                    weights.Add(tr = new RandomWeights(tracker, _ops, _randomSeed + 1));
-                    weights.Add(vae = new RandomWeights(tracker, _ops, _randomSeed + 2));
+                    weights.Add(te = new RandomWeights(tracker, _ops, _randomSeed, _matrixDType));
+                    weights.Add(tr = new RandomWeights(tracker, _ops, _randomSeed + 1, _matrixDType));
+                    weights.Add(vae = new RandomWeights(tracker, _ops, _randomSeed + 2, _matrixDType));
                     break;
                 default:
                     weights.Add(te = new PlanningWeights(tracker, _matrixDType));
@@ -473,8 +481,8 @@ public sealed class ZImageEngine : IGenerationEngine
             new PlanningComputeOps(), Description.ModelName);
         planner.UseStrategy(strategy);
         planner._editing = _editing;
-        // The demo model's weights are f32 whatever the strategy says; its twin must allocate the same.
-        if (_source == WeightSource.Random) planner._matrixDType = TensorDType.F32;
+        // Random weights keep their dtype whatever the strategy says (f32 for the demo model); the twin must allocate the same.
+        if (_source == WeightSource.Random) planner._matrixDType = _randomMatrixDType;
         return planner;
     }
 
@@ -531,6 +539,11 @@ public sealed record ZImageEngineOptions
     public string? HostMemory { get; init; }
     /// <summary>Seed of the demo model's random weights.</summary>
     public int RandomSeed { get; init; } = 20260101;
+    /// <summary>
+    /// Without a checkpoint: the config of the seeded random-weight model (e.g. <c>ZImageConfig.Turbo</c>, whose
+    /// matrices then use <see cref="WeightDType"/>; the doctor's GPU generation check). Null: the tiny F32 demo model.
+    /// </summary>
+    public ZImageConfig? RandomConfig { get; init; }
     /// <summary>Take segments from CUDA's stream-ordered pool (<c>cuMemAllocAsync</c>) instead of ILGPU buffers.</summary>
     public bool UseStreamOrderedPool { get; init; }
     /// <summary>Load the VAE encoder too (img2img, inpaint): its weights join the resident base (about 68 MB in bf16 for the FLUX VAE).</summary>
