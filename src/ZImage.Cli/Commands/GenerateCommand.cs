@@ -30,7 +30,7 @@ internal static class GenerateCommand
         var output = new Option<string>("--out") { Description = "Output PNG path (parameters are written into PNG text chunks).", DefaultValueFactory = _ => "out/zimage.png" };
         var model = CliOptions.Model();
         var latents = new Option<string?>("--latents") { Description = "A .safetensors file with initial latents [1,16,H/8,W/8] (tensor 'latents', 'initial_latents' or the only tensor)." };
-        var device = new Option<DevicePreference>("--device") { Description = "auto (CUDA if present, else CPU) or cpu.", DefaultValueFactory = _ => DevicePreference.Auto };
+        var device = DeviceOption.Create();
         var deviceBytes = CliOptions.DeviceBytes();
         var inference = CliOptions.Inference();
         var allocator = CliOptions.Allocator();
@@ -61,6 +61,7 @@ internal static class GenerateCommand
             string outPath = GeneratePreflight.CheckOutput(parse.GetValue(output)!);
             string? deviceMemory = CliOptions.Size("--device-bytes", parse.GetValue(deviceBytes));
             string? inferenceBytes = CliOptions.Size("--inference", parse.GetValue(inference));
+            var deviceChoice = DeviceOption.Parse(parse.GetValue(device));
             if (dir is not null) GeneratePreflight.CheckModel(dir);
             LatentTensor? initial = parse.GetValue(latents) is { } file ? GeneratePreflight.ReadLatents(file) : null;
             if (dir is null && !asJson) AnsiConsole.MarkupLine("[yellow]" + Markup.Escape(DemoNotice) + "[/]");
@@ -74,7 +75,8 @@ internal static class GenerateCommand
             {
                 o.ModelDirectory = dir;
                 o.ImageEditing = parse.GetValue(initImage) is not null;
-                o.Device = parse.GetValue(device);
+                o.Device = deviceChoice.Preference;
+                o.DeviceIndex = deviceChoice.Index;
                 o.AllocatorSettings = parse.GetValue(allocator) ?? "";
                 o.Residency = residency;
                 o.Budget.DeviceMemory = deviceMemory;

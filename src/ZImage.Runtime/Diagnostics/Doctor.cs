@@ -56,7 +56,7 @@ public static class Doctor
     {
         ArgumentNullException.ThrowIfNull(device);
         var sw = Stopwatch.StartNew();
-        shapes ??= device.IsCuda ? DoctorShapes.Gpu : DoctorShapes.Cpu;
+        shapes ??= DoctorShapes.For(device.IsCuda);
         int s = seed ?? System.Random.Shared.Next();
         using var ops = new KernelComputeOps(new KernelContext(device.Accelerator));
         var checks = new DoctorKernelChecks(ops, shapes, s);

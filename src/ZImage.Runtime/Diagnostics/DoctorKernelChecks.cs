@@ -43,6 +43,9 @@ public sealed record DoctorShapes(int M, int K, int N, int Seq, int Heads, int H
 
     /// <summary>Small shapes for ILGPU's CPU accelerator (all outputs compared).</summary>
     public static DoctorShapes Cpu { get; } = new(48, 96, 80, 40, 2, 32, 8, 10, 12, 96, 0);
+
+    /// <summary>The shapes for a device: <see cref="Gpu"/> (real model shapes) on CUDA, <see cref="Cpu"/> otherwise.</summary>
+    public static DoctorShapes For(bool isCuda) => isCuda ? Gpu : Cpu;
 }
 
 /// <summary>

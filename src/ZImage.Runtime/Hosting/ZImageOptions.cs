@@ -10,6 +10,8 @@ public enum DevicePreference
     Auto,
     /// <summary>ILGPU's CPU accelerator.</summary>
     Cpu,
+    /// <summary>A CUDA GPU (<see cref="ZImageOptions.DeviceIndex"/>); the start fails with the driver's reason when there is none.</summary>
+    Cuda,
 }
 
 /// <summary>What to do with out-of-range steps or guidance.</summary>
@@ -59,6 +61,9 @@ public sealed class ZImageOptions
 
     /// <summary>The accelerator.</summary>
     public DevicePreference Device { get; set; } = DevicePreference.Auto;
+
+    /// <summary>The CUDA device ordinal (0 = the first GPU) for <see cref="DevicePreference.Auto"/> and <see cref="DevicePreference.Cuda"/>.</summary>
+    public int DeviceIndex { get; set; }
 
     /// <summary>The device dtype of large weight matrices (F32, F16 or BF16) that <c>--weights auto</c> resolves to.</summary>
     public TensorDType WeightDType { get; set; } = TensorDType.BF16;

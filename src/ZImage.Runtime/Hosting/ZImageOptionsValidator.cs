@@ -31,7 +31,9 @@ public sealed class ZImageOptionsValidator : IValidateOptions<ZImageOptions>
         if (!Enum.IsDefined(options.MemoryBackend))
             errors.Add($"ZImage:MemoryBackend = {options.MemoryBackend} is invalid; allowed Accelerator, StreamOrderedPool.");
         if (!Enum.IsDefined(options.Device))
-            errors.Add($"ZImage:Device = {options.Device} is invalid; allowed Auto, Cpu.");
+            errors.Add($"ZImage:Device = {options.Device} is invalid; allowed Auto, Cpu, Cuda.");
+        if (options.DeviceIndex < 0)
+            errors.Add($"ZImage:DeviceIndex = {options.DeviceIndex} is invalid; allowed 0 or more (the CUDA device ordinal).");
         if (!Enum.IsDefined(options.WeightDType))
             errors.Add($"ZImage:WeightDType = {options.WeightDType} is invalid; allowed {string.Join(", ", Enum.GetNames<TensorDType>())}.");
         if (!Memory.AllocatorSettings.TryParse(options.AllocatorSettings ?? "", out _))

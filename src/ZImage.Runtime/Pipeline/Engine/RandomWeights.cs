@@ -81,21 +81,31 @@ public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeight
             _ops.Upload(host, t);
             return;
         }
-        // 16-bit matrices of a full-size config: one seeded sequence per 2^20-element chunk, converted and copied chunk by chunk.
-        long total = t.ElementCount;
-        var floats = new float[(int)Math.Min(ChunkElements, total)];
-        var halves = new ushort[floats.Length];
-        for (long start = 0, chunk = 0; start < total; start += ChunkElements, chunk++)
+        // 16-bit matrices of a full-size config (6 G values for Turbo): one seeded sequence per 2^20-element chunk,
+        // generated and converted in parallel a batch of chunks at a time, then copied in order.
+        long total = t.ElementCount, chunks = (total + ChunkElements - 1) / ChunkElements;
+        int batch = Math.Max(1, Environment.ProcessorCount);
+        var buffers = new ushort[(int)Math.Min(batch, chunks)][];
+        long seed = Seed(name);
+        bool bf16 = t.DType == TensorDType.BF16;
+        for (long first = 0; first < chunks; first += batch)
         {
-            int n = (int)Math.Min(ChunkElements, total - start);
-            var dst = floats.AsSpan(0, n);
-            SeededNoise.Fill(Seed(name) ^ (chunk * unchecked((long)0xD1B54A32D192ED03UL)), dst);
-            for (int i = 0; i < n; i++)
+            int count = (int)Math.Min(batch, chunks - first);
+            Parallel.For(0, count, j =>
             {
-                float v = offset + scale * dst[i];
-                halves[i] = t.DType == TensorDType.BF16 ? Models.Safetensors.SafetensorsConvert.SingleToBFloat16(v) : BitConverter.HalfToUInt16Bits((Half)v);
-            }
-            CheckpointWeights.CopyBytes(t, start, n, System.Runtime.InteropServices.MemoryMarshal.AsBytes(halves.AsSpan(0, n)));
+                long chunk = first + j, start = chunk * ChunkElements;
+                int n = (int)Math.Min(ChunkElements, total - start);
+                var values = new float[n];
+                SeededNoise.Fill(seed ^ (chunk * unchecked((long)0xD1B54A32D192ED03UL)), values);
+                var halves = buffers[j] is { } b && b.Length == n ? b : buffers[j] = new ushort[n];
+                for (int i = 0; i < n; i++)
+                {
+                    float v = offset + scale * values[i];
+                    halves[i] = bf16 ? Models.Safetensors.SafetensorsConvert.SingleToBFloat16(v) : BitConverter.HalfToUInt16Bits((Half)v);
+                }
+            });
+            for (int j = 0; j < count; j++)
+                CheckpointWeights.CopyBytes(t, (first + j) * ChunkElements, buffers[j].Length, System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffers[j].AsSpan()));
         }
     }
 

@@ -122,7 +122,7 @@ public sealed class ZImageEngine : IGenerationEngine
             tokenizer = File.Exists(Path.Combine(tokDir, "tokenizer.json")) ? Qwen2Tokenizer.Load(tokDir) : null;
             name = new DirectoryInfo(checkpointDir).Name;
         }
-        var device = DeviceSelector.Select(new DeviceOptions { ForceCpu = options.ForceCpu });
+        var device = DeviceSelector.Select(new DeviceOptions { ForceCpu = options.ForceCpu, RequireCuda = options.RequireCuda, DeviceIndex = options.DeviceIndex });
         try
         {
             // The stream-ordered pool is opt-in and CUDA-only: asking for it where the driver lacks it fails the start
@@ -161,6 +161,9 @@ public sealed class ZImageEngine : IGenerationEngine
 
     /// <inheritdoc />
     public ResidencyStrategy Strategy => _strategy;
+
+    /// <summary>Whether the engine runs on a CUDA device (false on ILGPU's CPU accelerator and for planners).</summary>
+    internal bool IsCuda => _device?.IsCuda == true;
 
     /// <summary>Whether the weights are the demo model's (always f32).</summary>
     public bool IsDemoWeights => _source == WeightSource.Random;
@@ -529,6 +532,10 @@ public sealed record ZImageEngineOptions
 {
     /// <summary>Use ILGPU's CPU accelerator even when a GPU is present.</summary>
     public bool ForceCpu { get; init; }
+    /// <summary>Fail (<c>CudaUnavailableException</c>) instead of falling back to the CPU accelerator.</summary>
+    public bool RequireCuda { get; init; }
+    /// <summary>The CUDA device ordinal.</summary>
+    public int DeviceIndex { get; init; }
     /// <summary>Allocator settings (<c>PYTORCH_CUDA_ALLOC_CONF</c> syntax).</summary>
     public string AllocatorSettings { get; init; } = "";
     /// <summary>Device dtype of large weight matrices (the demo model always uses F32).</summary>

@@ -18,6 +18,8 @@ public static class ZImageEngineFactory
         var engine = ZImageEngine.Open(string.IsNullOrEmpty(options.ModelDirectory) ? null : options.ModelDirectory, new ZImageEngineOptions
         {
             ForceCpu = options.Device == DevicePreference.Cpu,
+            RequireCuda = options.Device == DevicePreference.Cuda,
+            DeviceIndex = options.DeviceIndex,
             AllocatorSettings = options.AllocatorSettings ?? "",
             WeightDType = options.WeightDType,
             RandomSeed = options.RandomModelSeed,
