@@ -47,7 +47,7 @@ public sealed class LayerRing<T> : IDisposable where T : class
         long slotBytes = 0;
         for (int i = 0; i < layerCount; i++)
         {
-            var sizing = new SlotWeights(source.MatrixDType, null, null);
+            var sizing = new SlotWeights(source, null, load: false);
             build(sizing, i);
             _layerBytes[i] = sizing.Payload;
             slotBytes = Math.Max(slotBytes, sizing.Used);
@@ -101,7 +101,7 @@ public sealed class LayerRing<T> : IDisposable where T : class
         if (_slotLayer[s] == index) return _slotValue[s]!;
         _slotLayer[s] = -1;
         _slotValue[s] = null;
-        var loader = new SlotWeights(_source.MatrixDType, _slots[s], _source);
+        var loader = new SlotWeights(_source, _slots[s], load: true);
         var value = _build(loader, index);
         Interlocked.Add(ref _uploaded, loader.Payload);
         _slotLayer[s] = index;
@@ -121,15 +121,18 @@ public sealed class LayerRing<T> : IDisposable where T : class
     /// The provider a layer is built against inside the ring: hands out consecutive aligned views of one slot and
     /// writes each weight from the source (or, with no slot, only adds up the bytes: the sizing pass).
     /// </summary>
-    private sealed class SlotWeights(TensorDType matrixDType, DeviceAllocation? slot, IStreamableWeights? source) : IWeightProvider
+    private sealed class SlotWeights(IStreamableWeights source, DeviceAllocation? slot, bool load) : IWeightProvider
     {
         public long Used { get; private set; }
 
         public long Payload { get; private set; }
 
-        public TensorDType MatrixDType => matrixDType;
+        public TensorDType MatrixDType => source.MatrixDType;
 
-        public Tensor Matrix(string name, params int[] shape) => Next(name, true, matrixDType, shape);
+        public TensorDType MatrixDTypeFor(string name, IReadOnlyList<int> shape) => source.MatrixDTypeFor(name, shape);
+
+        // 8-bit matrices take the dtype (and the codes + scales layout) the source would give them when resident.
+        public Tensor Matrix(string name, params int[] shape) => Next(name, true, source.MatrixDTypeFor(name, shape), shape);
 
         public Tensor Vector(string name, params int[] shape) => Next(name, false, TensorDType.F32, shape);
 
@@ -143,16 +146,15 @@ public sealed class LayerRing<T> : IDisposable where T : class
         private Tensor Next(string name, bool matrix, TensorDType dtype, int[] shape)
         {
             ArgumentException.ThrowIfNullOrEmpty(name);
-            long n = 1;
-            foreach (int d in shape) n *= d;
+            long bytes = Tensor.StorageBytes(dtype, shape);
             int elem = Tensor.ElementSize(dtype);
             long offset = Used;
-            Used = checked(offset + (n * elem + Alignment - 1) / Alignment * Alignment);
-            Payload += n * elem;
-            if (slot is null)
+            Used = checked(offset + (bytes + Alignment - 1) / Alignment * Alignment);
+            Payload += bytes;
+            if (!load || slot is null)
                 return null!; // sizing pass: the builder only requests, it never runs
             var view = Tensor.View(slot, dtype, offset / elem, shape);
-            source!.LoadInto(name, matrix, view);
+            source.LoadInto(name, matrix, view);
             return view;
         }
     }

@@ -17,21 +17,32 @@ public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeight
     private readonly WeightCache _cache = new();
 
     /// <summary>Creates the provider; tensors are allocated on first request with the <c>weights</c> tag, all as F32.</summary>
-    public RandomWeights(IDeviceAllocator allocator, IComputeOps ops, int seed)
+    /// <param name="allocator">Where the weights are allocated.</param>
+    /// <param name="ops">Uploads the values (nothing in planning mode).</param>
+    /// <param name="seed">The model seed.</param>
+    /// <param name="quantizedDType">8-bit weights (I8 or F8E4M3) for the Linear matrices <see cref="WeightQuantization.Quantizes"/> selects: the seeded floats quantised at load; null for none.</param>
+    public RandomWeights(IDeviceAllocator allocator, IComputeOps ops, int seed, TensorDType? quantizedDType = null)
     {
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
         _ops = ops ?? throw new ArgumentNullException(nameof(ops));
         _seed = seed;
+        QuantizedDType = WeightQuantization.Validate(quantizedDType, nameof(quantizedDType));
     }
 
     /// <inheritdoc />
     public TensorDType MatrixDType => TensorDType.F32;
 
+    /// <summary>The 8-bit format of the quantised Linear matrices (null: none).</summary>
+    public TensorDType? QuantizedDType { get; }
+
+    /// <inheritdoc />
+    public TensorDType MatrixDTypeFor(string name, IReadOnlyList<int> shape) => WeightQuantization.DTypeFor(name, shape, MatrixDType, QuantizedDType);
+
     /// <inheritdoc />
     public Tensor Matrix(string name, params int[] shape)
     {
         var (scale, offset) = Distribution(name, matrix: true, shape);
-        return Get(name, MatrixDType, shape, scale, offset);
+        return Get(name, MatrixDTypeFor(name, shape), shape, scale, offset);
     }
 
     /// <inheritdoc />
@@ -66,6 +77,12 @@ public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeight
         if (_ops.IsPlanning) return;
         var host = SeededNoise.Create(Seed(name), checked((int)t.ElementCount));
         for (int i = 0; i < host.Length; i++) host[i] = offset + scale * host[i];
+        if (WeightQuantization.IsQuantized(t.DType))
+        {
+            int cols = t.Shape[1];
+            WeightQuantization.Write(t, (start, rows, floats) => host.AsSpan(start * cols, rows * cols).CopyTo(floats));
+            return;
+        }
         _ops.Upload(host, t);
     }
 
