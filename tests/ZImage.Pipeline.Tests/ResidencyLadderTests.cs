@@ -117,16 +117,18 @@ public class ResidencyLadderTests
     }
 
     [Fact]
-    public void RungsThatHaveNotLandedAreTypedNotAvailableErrors()
+    public void Bf16ActivationsHaveNotLandedAndAreATypedNotAvailableError()
     {
-        var e = Assert.Throws<RungNotAvailableException>(() => StrategyChooser.Candidates(new ResidencyOptions { Weights = WeightFormat.Int8 }, WeightFormat.BF16));
-        Assert.Equal("int8", e.Value);
+        var e = Assert.Throws<RungNotAvailableException>(() => StrategyChooser.Candidates(new ResidencyOptions { Activations = ActivationFormat.BF16 }, WeightFormat.BF16));
+        Assert.Equal("bf16", e.Value);
         Assert.Contains("not available yet", e.Message);
-        Assert.Throws<RungNotAvailableException>(() => StrategyChooser.Candidates(new ResidencyOptions { Activations = ActivationFormat.BF16 }, WeightFormat.BF16));
-        Assert.Throws<RungNotAvailableException>(() => StrategyChooser.Candidates(new ResidencyOptions { VaeTiling = VaeTilingMode.On }, WeightFormat.BF16));
+        Assert.Throws<RungNotAvailableException>(() => ResidencyNames.ParseDType("f16"));
         Assert.Throws<RungNotAvailableException>(() => ZImageEngine.Open(null, new ZImageEngineOptions
         {
-            ForceCpu = true, Strategy = new ResidencyStrategy(OffloadMode.None, WeightFormat.Fp8, ActivationFormat.F32, false, ""),
+            ForceCpu = true, Strategy = new ResidencyStrategy(OffloadMode.None, WeightFormat.Fp8, ActivationFormat.BF16, false, ""),
         }));
+        // The 8-bit and tiling rungs have landed: they are candidates now.
+        Assert.All(StrategyChooser.Candidates(new ResidencyOptions { Weights = WeightFormat.Int8 }, WeightFormat.BF16), c => Assert.Equal(WeightFormat.Int8, c.Weights));
+        Assert.All(StrategyChooser.Candidates(new ResidencyOptions { VaeTiling = VaeTilingMode.On }, WeightFormat.BF16), c => Assert.True(c.VaeTiling));
     }
 }

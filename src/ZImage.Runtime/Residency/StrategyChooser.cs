@@ -45,7 +45,8 @@ public sealed class ResidencyOptions
 /// <summary>
 /// The <c>--offload auto --weights auto</c> chooser: plans every candidate rung exactly (the planning twin of the
 /// engine runs it) and takes the first that fits. Order (lossless first): nothing offloaded &gt; text-encoder offload
-/// &gt; text-encoder offload with VAE tiling &gt; full offload &gt; full offload with VAE tiling. 8-bit weights only
+/// &gt; text-encoder offload with VAE tiling (the configured tile, then half of it) &gt; full offload &gt; full offload
+/// with VAE tiling. 8-bit weights only
 /// when asked for (<c>--weights int8|fp8</c>: the same order in that format) or when auto may be lossy
 /// (<see cref="ResidencyOptions.AllowLossy"/>: int8 none / text-encoder / text-encoder + tiling come before full
 /// offload, which uploads every DiT block every step, and int8 full offload comes last). Rungs whose streamed
@@ -81,26 +82,29 @@ public static class StrategyChooser
         {
             // Tiling auto: the tiled rung follows the untiled one of the same offload, except with nothing offloaded
             // (text-encoder offload frees far more than tiling, and is lossless and nearly free).
-            bool[] tiling = options.VaeTiling switch
+            // Tiling auto also tries half the tile size (a quarter of the tile's decode workspace) before giving up on the rung.
+            int tile = options.VaeTileSize, half = tile / 2;
+            int[] tiles = options.VaeTiling switch
             {
-                VaeTilingMode.On => [true],
-                VaeTilingMode.Off => [false],
-                _ => o == OffloadMode.None && options.Offload == OffloadMode.Auto ? [false] : [false, true],
+                VaeTilingMode.On => [tile],
+                VaeTilingMode.Off => [0],
+                _ when o == OffloadMode.None && options.Offload == OffloadMode.Auto => [0],
+                _ => half >= 32 && half % 32 == 0 ? [0, tile, half] : [0, tile],
             };
-            foreach (bool t in tiling)
-                list.Add(new ResidencyStrategy(o, weights, options.Activations, t, "") { VaeTileSize = options.VaeTileSize });
+            foreach (int t in tiles)
+                list.Add(new ResidencyStrategy(o, weights, options.Activations, t > 0, "") { VaeTileSize = t > 0 ? t : tile });
         }
         return list;
     }
 
-    /// <summary>How a rung is spelled in reasons, e.g. <c>--offload text-encoder --vae-tiling on</c>.</summary>
+    /// <summary>How a rung is spelled in reasons, e.g. <c>--offload text-encoder --vae-tiling on --vae-tile-size 256</c>.</summary>
     public static string Spell(ResidencyStrategy s)
     {
         ArgumentNullException.ThrowIfNull(s);
         var parts = new List<string>();
         if (s.Offload != OffloadMode.None) parts.Add($"--offload {s.OffloadName}");
         if (s.IsLossy) parts.Add($"--weights {s.WeightsName}");
-        if (s.VaeTiling) parts.Add("--vae-tiling on");
+        if (s.VaeTiling) parts.Add($"--vae-tiling on --vae-tile-size {s.VaeTileSize}");
         return parts.Count == 0 ? "everything resident" : string.Join(" ", parts);
     }
 
