@@ -58,7 +58,7 @@ public class ResidencyLadderTests
                 Assert.True(uploadedPerStep > 0);
             }
             else Assert.Equal(0, uploadedPerStep);
-            Assert.Equal(offload == OffloadMode.None ? 0 : engine.Streaming.HostBytes, plan.HostBytes);
+            Assert.Equal(offload == OffloadMode.None ? 0 : engine.Streaming.HostBytes + engine.Streaming.StagingBytes, plan.HostBytes);
         }
     }
 

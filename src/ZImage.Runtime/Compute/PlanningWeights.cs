@@ -66,6 +66,16 @@ public sealed class PlanningWeights : IWeightProvider, Residency.IStreamableWeig
     }
 
     /// <inheritdoc />
+    /// <remarks>Planning: nothing is written; the shape is checked as the checkpoint provider would.</remarks>
+    public void ReadInto(string name, bool matrix, TensorDType dtype, int[] shape, Span<byte> destination)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        WeightCache.ValidateRequest(name, shape, _disposed, this);
+        foreach (int d in shape)
+            if (d <= 0) throw new WeightShapeException(name, shape, shape, "Dimensions must be positive.");
+    }
+
+    /// <inheritdoc />
     public void Dispose()
     {
         if (_disposed) return;

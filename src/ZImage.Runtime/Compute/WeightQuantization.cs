@@ -99,6 +99,54 @@ public static class WeightQuantization
         destination.QuantScales.CopyFromCPU(scales);
     }
 
+    /// <summary>
+    /// Writes a weight of <paramref name="shape"/> in its device layout as <paramref name="dtype"/> into host bytes
+    /// (a ring's staging buffer): F32 as is, BF16 round-to-nearest-even, F16, or for the 8-bit formats codes (padded to
+    /// 16 B) then scales, quantised per row from the floats <paramref name="readRows"/> supplies (rows of the last
+    /// dimension; a vector is one row). The same bytes as the device path of the providers.
+    /// </summary>
+    public static void WriteHost(TensorDType dtype, IReadOnlyList<int> shape, ReadRows readRows, Span<byte> destination, int chunkElements = 1 << 20)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(readRows);
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        if (n == 0) return;
+        int cols = shape.Count == 0 ? 1 : shape[^1];
+        int rows = checked((int)(n / cols));
+        if (destination.Length < Tensor.StorageBytes(dtype, shape))
+            throw new ArgumentException($"{destination.Length} B cannot hold a [{string.Join(",", shape)}] {dtype} weight ({Tensor.StorageBytes(dtype, shape)} B).", nameof(destination));
+        int chunkRows = Math.Max(1, Math.Min(rows, chunkElements / cols));
+        var floats = new float[(long)chunkRows * cols];
+        bool quantized = IsQuantized(dtype);
+        Span<float> scales = quantized ? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(destination.Slice(checked((int)ScaleOffset(n)), 4 * rows)) : default;
+        for (int start = 0; start < rows; start += chunkRows)
+        {
+            int r = Math.Min(chunkRows, rows - start);
+            var f = floats.AsSpan(0, r * cols);
+            readRows(start, r, f);
+            long at = (long)start * cols;
+            switch (dtype)
+            {
+                case TensorDType.F32:
+                    System.Runtime.InteropServices.MemoryMarshal.AsBytes(f).CopyTo(destination.Slice(checked((int)(at * 4))));
+                    break;
+                case TensorDType.BF16:
+                    var bf = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(destination.Slice(checked((int)(at * 2)), f.Length * 2));
+                    for (int i = 0; i < f.Length; i++) bf[i] = Models.Safetensors.SafetensorsConvert.SingleToBFloat16(f[i]);
+                    break;
+                case TensorDType.F16:
+                    var h = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(destination.Slice(checked((int)(at * 2)), f.Length * 2));
+                    for (int i = 0; i < f.Length; i++) h[i] = BitConverter.HalfToUInt16Bits((System.Half)f[i]);
+                    break;
+                default:
+                    if (!quantized) throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "Weights are stored as F32, BF16, F16, I8 or F8E4M3.");
+                    Quantize(dtype, f, r, cols, destination.Slice(checked((int)at), f.Length), scales.Slice(start, r));
+                    break;
+            }
+        }
+    }
+
     /// <summary>Fills <paramref name="destination"/> (<c>rowCount·K</c> floats) with rows <paramref name="start"/> .. of a weight.</summary>
     public delegate void ReadRows(int start, int rowCount, Span<float> destination);
 }

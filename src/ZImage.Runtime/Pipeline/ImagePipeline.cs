@@ -323,8 +323,8 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
             long te = StreamedUploads(planner);
             var stages = PlanStages(p, null);
             long total = StreamedUploads(planner) - te;
-            // Host memory: the streamed weights, and the prompt-embedding cache's capacity.
-            long host = planner.Streaming.HostBytes + (planner is Engine.ZImageEngine z ? z.PromptCacheCapacityBytes : 0);
+            // Host memory: the streamed weights, the rings' staging buffers and the prompt-embedding cache's capacity.
+            long host = planner.Streaming.HostBytes + planner.Streaming.StagingBytes + (planner is Engine.ZImageEngine z ? z.PromptCacheCapacityBytes : 0);
             return (stages, p.Steps * p.NumImages == 0 ? 0 : total / (p.Steps * p.NumImages), host);
         }
     }

@@ -60,6 +60,19 @@ public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeight
         Fill(name, destination, scale, offset);
     }
 
+    /// <inheritdoc />
+    public void ReadInto(string name, bool matrix, TensorDType dtype, int[] shape, Span<byte> destination)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        if (destination.IsEmpty) return;
+        var (scale, offset) = Distribution(name, matrix, shape);
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        var host = SeededNoise.Create(Seed(name), checked((int)n));
+        for (int i = 0; i < host.Length; i++) host[i] = offset + scale * host[i];
+        WeightQuantization.WriteHost(dtype, shape, (start, rows, floats) => host.AsSpan(start * shape[^1], floats.Length).CopyTo(floats), destination);
+    }
+
     private static (float Scale, float Offset) Distribution(string name, bool matrix, int[] shape)
     {
         if (matrix)

@@ -265,7 +265,7 @@ public sealed class ZImageEngine : IGenerationEngine
             transformer = new ZImageTransformer(TransformerDimsOf(_config.Transformer), tr, ctx, _strategy.TransformerPlacement);
             cancellationToken.ThrowIfCancellationRequested();
             // Offload keeps the streamed layers in host memory: refuse, typed, before anything else is built.
-            if (!IsPlanning) HostMemory.Ensure(_strategy.Offload, (textEncoder.Streaming + transformer.Streaming).HostBytes, _hostMemory);
+            if (!IsPlanning) { var rings = textEncoder.Streaming + transformer.Streaming; HostMemory.Ensure(_strategy.Offload, rings.HostBytes + rings.StagingBytes, _hostMemory); }
             var vaeDecoder = new VaeDecoder(_config.Vae, vae, ctx);
             // With image editing on, the encoder (img2img, inpaint) is resident too: the base is the same whatever the request.
             var vaeEncoder = _editing ? new VaeEncoder(_config.Vae, vae, ctx) : null;
