@@ -119,7 +119,7 @@ internal static class PlanCommand
             }
             AnsiConsole.MarkupLine($"[bold]Plan[/] for {Markup.Escape(modelName)} on a {ByteSize.Format(plan.DeviceBytes)} device (simulated, allocator policy {Markup.Escape(options.AllocatorSettings is { Length: > 0 } s ? s : "default")})");
             AnsiConsole.MarkupLine("[bold]strategy[/] " + Markup.Escape(strategy.Describe()));
-            AnsiConsole.MarkupLine($"host memory for streamed weights {ByteSize.Format(plan.HostBytes)} | uploaded per step {ByteSize.Format(plan.UploadedBytesPerStep)}");
+            AnsiConsole.MarkupLine($"host memory (streamed weights, staging, prompt cache) {ByteSize.Format(plan.HostBytes)} | uploaded per step {ByteSize.Format(plan.UploadedBytesPerStep)}");
             AnsiConsole.Write(MemoryView.Bar(plan));
             AnsiConsole.MarkupLine($"system reserve {ByteSize.Format(plan.SystemReserveBytes)} | base {ByteSize.Format(plan.BaseBytes)} | inference {ByteSize.Format(plan.InferenceBytes)} | buffer {ByteSize.Format(plan.BufferBytes)} | free {ByteSize.Format(plan.FreeBytes)}");
             AnsiConsole.Write(MemoryView.Stages(plan.Stages.Select(s => (s.Name, s.PeakBytes, (long?)null, (TimeSpan?)null))));

@@ -29,6 +29,7 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         Rope = new RopeKernels(context);
         Conv = new ConvKernels(context);
         Diffusion = new DiffusionKernels(context);
+        QuantGemm = new QuantGemmKernels(context);
         // Model-specific kernels (transpose) compile here too, so warm-up covers every kernel a generation launches.
         WarmUpModelKernels();
     }
@@ -46,6 +47,7 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
     internal RopeKernels Rope { get; }
     internal ConvKernels Conv { get; }
     internal DiffusionKernels Diffusion { get; }
+    internal QuantGemmKernels QuantGemm { get; }
 
     /// <inheritdoc />
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y)
@@ -57,6 +59,8 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         {
             case TensorDType.F32: Gemm.Linear(x.F32, w.F32, b, y.F32, m, n, k); break;
             case TensorDType.BF16: Gemm.Linear(x.F32, w.BF16, b, y.F32, m, n, k); break;
+            case TensorDType.I8: QuantGemm.LinearInt8(x.F32, w.I8, w.QuantScales, b, y.F32, m, n, k); break;
+            case TensorDType.F8E4M3: QuantGemm.LinearFp8E4M3(x.F32, w.F8E4M3, w.QuantScales, b, y.F32, m, n, k); break;
             default: Gemm.Linear(x.F32, w.F16, b, y.F32, m, n, k); break;
         }
     }

@@ -323,7 +323,9 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
             long te = StreamedUploads(planner);
             var stages = PlanStages(p, null);
             long total = StreamedUploads(planner) - te;
-            return (stages, p.Steps * p.NumImages == 0 ? 0 : total / (p.Steps * p.NumImages), planner.Streaming.HostBytes);
+            // Host memory: the streamed weights, the rings' staging buffers and the prompt-embedding cache's capacity.
+            long host = planner.Streaming.HostBytes + planner.Streaming.StagingBytes + (planner is Engine.ZImageEngine z ? z.PromptCacheCapacityBytes : 0);
+            return (stages, p.Steps * p.NumImages == 0 ? 0 : total / (p.Steps * p.NumImages), host);
         }
     }
 

@@ -24,23 +24,31 @@ public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeight
     /// <param name="ops">Uploads the generated values (nothing is generated when it is a planning ops).</param>
     /// <param name="seed">Seed of every tensor (combined with the hash of its name).</param>
     /// <param name="matrixDType">The dtype of matrices: F32 (default, the demo model), BF16 or F16; vectors are always F32.</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="matrixDType"/> is not F32, F16 or BF16.</exception>
-    public RandomWeights(IDeviceAllocator allocator, IComputeOps ops, int seed, TensorDType matrixDType = TensorDType.F32)
+    /// <param name="quantizedDType">8-bit weights (I8 or F8E4M3) for the Linear matrices <see cref="WeightQuantization.Quantizes"/> selects: the seeded floats quantised at load; null for none.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="matrixDType"/> is not F32, F16 or BF16, or <paramref name="quantizedDType"/> is not an 8-bit format.</exception>
+    public RandomWeights(IDeviceAllocator allocator, IComputeOps ops, int seed, TensorDType matrixDType = TensorDType.F32, TensorDType? quantizedDType = null)
     {
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
         _ops = ops ?? throw new ArgumentNullException(nameof(ops));
         _seed = seed;
         MatrixDType = WeightCache.ValidateMatrixDType(matrixDType, nameof(matrixDType), "Matrix dtype must be F32, F16 or BF16.");
+        QuantizedDType = WeightQuantization.Validate(quantizedDType, nameof(quantizedDType));
     }
 
     /// <inheritdoc />
     public TensorDType MatrixDType { get; }
 
+    /// <summary>The 8-bit format of the quantised Linear matrices (null: none).</summary>
+    public TensorDType? QuantizedDType { get; }
+
+    /// <inheritdoc />
+    public TensorDType MatrixDTypeFor(string name, IReadOnlyList<int> shape) => WeightQuantization.DTypeFor(name, shape, MatrixDType, QuantizedDType);
+
     /// <inheritdoc />
     public Tensor Matrix(string name, params int[] shape)
     {
         var (scale, offset) = Distribution(name, matrix: true, shape);
-        return Get(name, MatrixDType, shape, scale, offset);
+        return Get(name, MatrixDTypeFor(name, shape), shape, scale, offset);
     }
 
     /// <inheritdoc />
@@ -58,6 +66,35 @@ public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeight
         Fill(name, destination, scale, offset);
     }
 
+    /// <inheritdoc />
+    public void ReadInto(string name, bool matrix, TensorDType dtype, int[] shape, Span<byte> destination)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        if (destination.IsEmpty) return;
+        var (scale, offset) = Distribution(name, matrix, shape);
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        var host = HostValues(name, checked((int)n), scale, offset, chunked: dtype is TensorDType.BF16 or TensorDType.F16);
+        WeightQuantization.WriteHost(dtype, shape, (start, rows, floats) => host.AsSpan(start * shape[^1], floats.Length).CopyTo(floats), destination);
+    }
+
+    // The values Fill uploads, on the host: one seeded sequence per tensor (F32 and 8-bit tensors), or one per
+    // ChunkElements chunk (16-bit matrices of a full-size config, generated chunk by chunk in Fill).
+    private float[] HostValues(string name, int n, float scale, float offset, bool chunked)
+    {
+        float[] host;
+        if (!chunked) host = SeededNoise.Create(Seed(name), n);
+        else
+        {
+            host = new float[n];
+            long seed = Seed(name);
+            for (long chunk = 0, start = 0; start < n; chunk++, start += ChunkElements)
+                SeededNoise.Fill(seed ^ (chunk * unchecked((long)0xD1B54A32D192ED03UL)), host.AsSpan((int)start, (int)Math.Min(ChunkElements, n - start)));
+        }
+        for (int i = 0; i < host.Length; i++) host[i] = offset + scale * host[i];
+        return host;
+    }
+
     private static (float Scale, float Offset) Distribution(string name, bool matrix, int[] shape)
     {
         if (matrix)
@@ -73,11 +110,17 @@ public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeight
     private void Fill(string name, Tensor t, float scale, float offset)
     {
         if (_ops.IsPlanning) return;
-        if (t.DType == TensorDType.F32)
+        if (t.DType == TensorDType.F32 || WeightQuantization.IsQuantized(t.DType))
         {
-            // The demo model's values (one sequence per tensor), unchanged since it shipped.
-            var host = SeededNoise.Create(Seed(name), checked((int)t.ElementCount));
-            for (int i = 0; i < host.Length; i++) host[i] = offset + scale * host[i];
+            // The demo model's values (one sequence per tensor), unchanged since it shipped; 8-bit matrices are
+            // those floats quantised at load.
+            var host = HostValues(name, checked((int)t.ElementCount), scale, offset, chunked: false);
+            if (WeightQuantization.IsQuantized(t.DType))
+            {
+                int cols = t.Shape[1];
+                WeightQuantization.Write(t, (start, rows, floats) => host.AsSpan(start * cols, rows * cols).CopyTo(floats));
+                return;
+            }
             _ops.Upload(host, t);
             return;
         }

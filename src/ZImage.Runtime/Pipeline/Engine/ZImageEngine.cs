@@ -135,7 +135,10 @@ public sealed class ZImageEngine : IGenerationEngine
             var engine = new ZImageEngine(config, checkpointDir is null ? WeightSource.Random : WeightSource.Checkpoint, checkpointDir, tokenizer, settings,
                 options.WeightDType, options.RandomSeed, device, backend, ops, name,
                 options.RandomConfig is null ? TensorDType.F32 : options.WeightDType)
-            { _allocatorDecorator = options.AllocatorDecorator, _editing = options.ImageEditing };
+            {
+                _allocatorDecorator = options.AllocatorDecorator, _editing = options.ImageEditing,
+                _promptCache = options.PromptCacheBytes is long bytes and not 0 ? new PromptEmbeddingCache(bytes) : null,
+            };
             if (options.Strategy is { } strategy) engine.UseStrategy(strategy, options.HostMemory);
             else engine._hostMemory = options.HostMemory;
             return engine;
@@ -185,8 +188,12 @@ public sealed class ZImageEngine : IGenerationEngine
         ArgumentNullException.ThrowIfNull(strategy);
         if (_ctx is not null) throw new InvalidOperationException("The residency strategy is fixed once the engine is loaded.");
         Validate(strategy);
-        if (_source == WeightSource.Random) strategy = strategy with { Weights = FormatOf(_randomMatrixDType) };
-        else _matrixDType = strategy.MatrixDType;
+        // 8-bit strategies keep the engine's float dtype for the matrices that are not quantised (embedders, final layer, VAE).
+        if (strategy.QuantizedDType is null)
+        {
+            if (_source == WeightSource.Random) strategy = strategy with { Weights = FormatOf(_randomMatrixDType) };
+            else _matrixDType = strategy.MatrixDType;
+        }
         _strategy = strategy;
         _hostMemory = hostMemory;
     }
@@ -195,8 +202,8 @@ public sealed class ZImageEngine : IGenerationEngine
     {
         if (strategy.Offload == OffloadMode.Auto) throw new ArgumentOutOfRangeException(nameof(strategy), strategy.Offload, "A resolved strategy has offload none, text-encoder or all.");
         if (strategy.Activations != ActivationFormat.F32) throw new RungNotAvailableException("--activations", ResidencyNames.Name(strategy.Activations));
-        if (strategy.VaeTiling) throw new RungNotAvailableException("--vae-tiling", "on");
         _ = strategy.MatrixDType;
+        _ = strategy.VaeTiles; // a tile below the latent minimum is a typed VaeTileSizeException here, before loading
     }
 
     /// <inheritdoc />
@@ -245,18 +252,20 @@ public sealed class ZImageEngine : IGenerationEngine
                 case WeightSource.Checkpoint:
                     folder = CheckpointFolder.Open(_checkpointDir!);
                     var o = new CheckpointWeightsOptions { MatrixDType = _matrixDType };
-                    weights.Add(te = new CheckpointWeights(folder.TextEncoder, tracker, o));
-                    weights.Add(tr = new CheckpointWeights(folder.Transformer, tracker, o));
+                    // 8-bit weights: the text encoder's and the DiT's Linear matrices are quantised at load; the VAE stays float.
+                    var q = o with { QuantizedDType = _strategy.QuantizedDType };
+                    weights.Add(te = new CheckpointWeights(folder.TextEncoder, tracker, q));
+                    weights.Add(tr = new CheckpointWeights(folder.Transformer, tracker, q));
                     weights.Add(vae = new CheckpointWeights(folder.Vae, tracker, o));
                     break;
                 case WeightSource.Random:
-                    weights.Add(te = new RandomWeights(tracker, _ops, _randomSeed, _matrixDType));
-                    weights.Add(tr = new RandomWeights(tracker, _ops, _randomSeed + 1, _matrixDType));
+                    weights.Add(te = new RandomWeights(tracker, _ops, _randomSeed, _matrixDType, _strategy.QuantizedDType));
+                    weights.Add(tr = new RandomWeights(tracker, _ops, _randomSeed + 1, _matrixDType, _strategy.QuantizedDType));
                     weights.Add(vae = new RandomWeights(tracker, _ops, _randomSeed + 2, _matrixDType));
                     break;
                 default:
-                    weights.Add(te = new PlanningWeights(tracker, _matrixDType));
-                    weights.Add(tr = new PlanningWeights(tracker, _matrixDType));
+                    weights.Add(te = new PlanningWeights(tracker, _matrixDType, _strategy.QuantizedDType));
+                    weights.Add(tr = new PlanningWeights(tracker, _matrixDType, _strategy.QuantizedDType));
                     weights.Add(vae = new PlanningWeights(tracker, _matrixDType));
                     break;
             }
@@ -267,7 +276,7 @@ public sealed class ZImageEngine : IGenerationEngine
             transformer = new ZImageTransformer(TransformerDimsOf(_config.Transformer), tr, ctx, _strategy.TransformerPlacement);
             cancellationToken.ThrowIfCancellationRequested();
             // Offload keeps the streamed layers in host memory: refuse, typed, before anything else is built.
-            if (!IsPlanning) HostMemory.Ensure(_strategy.Offload, (textEncoder.Streaming + transformer.Streaming).HostBytes, _hostMemory);
+            if (!IsPlanning) { var rings = textEncoder.Streaming + transformer.Streaming; HostMemory.Ensure(_strategy.Offload, rings.HostBytes + rings.StagingBytes, _hostMemory); }
             var vaeDecoder = new VaeDecoder(_config.Vae, vae, ctx);
             // With image editing on, the encoder (img2img, inpaint) is resident too: the base is the same whatever the request.
             var vaeEncoder = _editing ? new VaeEncoder(_config.Vae, vae, ctx) : null;
@@ -347,14 +356,56 @@ public sealed class ZImageEngine : IGenerationEngine
     }
 
     /// <inheritdoc />
-    public void EmptyCache() => _caching.EmptyCache();
+    /// <remarks>On a planning twin this also starts the next plan from the live prompt cache's current keys.</remarks>
+    public void EmptyCache()
+    {
+        _caching.EmptyCache();
+        if (IsPlanning) _planMirror = null;
+    }
 
     /// <inheritdoc />
     public int[] Tokenize(string prompt, int maxLength) =>
         _tokenizer?.EncodeChat(prompt, maxLength) ?? ByteLevelFallbackTokenizer.EncodeChat(prompt, maxLength);
 
     /// <inheritdoc />
-    public Tensor EncodePrompt(int[] tokenIds) => Loaded(_textEncoder).Encode(tokenIds);
+    /// <remarks>
+    /// With a prompt-embedding cache (<see cref="ZImageEngineOptions.PromptCacheBytes"/>) a cached prompt is uploaded
+    /// from host memory instead of encoded; the planning twin applies the same hits to a key-only mirror of the cache
+    /// taken at the start of each plan (<see cref="EmptyCache"/>), so its stage peaks stay exact on a warm cache.
+    /// </remarks>
+    public Tensor EncodePrompt(int[] tokenIds)
+    {
+        ArgumentNullException.ThrowIfNull(tokenIds);
+        var cache = IsPlanning ? (_planMirror ??= _promptCache?.Mirror()) : _promptCache;
+        if (cache is not null && cache.TryGet(tokenIds, out var values, out var shape))
+        {
+            var hit = Ctx.Empty(AllocationTags.TextEncoder, shape);
+            try { _ops.Upload(values ?? new float[hit.ElementCount], hit); }
+            catch { hit.Dispose(); throw; }
+            return hit;
+        }
+        var result = Loaded(_textEncoder).Encode(tokenIds);
+        Interlocked.Increment(ref _encoderRuns);
+        if (cache is not null)
+        {
+            try { cache.Add(tokenIds, IsPlanning ? null : _ops.Download(result), result.Shape); }
+            catch { result.Dispose(); throw; }
+        }
+        return result;
+    }
+
+    /// <summary>How many times the text encoder actually ran (prompt-cache hits do not count).</summary>
+    public long TextEncoderRuns => Interlocked.Read(ref _encoderRuns);
+
+    /// <summary>The prompt-embedding cache (null when off).</summary>
+    public PromptEmbeddingCache? PromptCache => _promptCache;
+
+    /// <summary>Host bytes the prompt-embedding cache may hold (its capacity; 0 when off): plans count it as host memory.</summary>
+    public long PromptCacheCapacityBytes => _promptCache?.CapacityBytes ?? 0;
+
+    private PromptEmbeddingCache? _promptCache;
+    private PromptEmbeddingCache? _planMirror;
+    private long _encoderRuns;
 
     /// <inheritdoc />
     public Tensor CreateLatents(ReadOnlySpan<float> values, int height, int width)
@@ -411,7 +462,8 @@ public sealed class ZImageEngine : IGenerationEngine
         // costs orders of magnitude more): ToRgb8 would silently turn NaN into black pixels.
         if (!IsPlanning)
             NonFiniteOutputException.ThrowIfNonFinite(_ops.Download(latents), NonFiniteOutputException.DenoiseStage, "the latents after the last step");
-        using var image = Loaded(_vae).Decode(latents);
+        // The VAE-tiling rung decodes tile by tile (diffusers' tiled_decode); the planner runs the same tiles.
+        using var image = Loaded(_vae).Decode(latents, _strategy.VaeTiles);
         if (!IsPlanning)
             NonFiniteOutputException.ThrowIfNonFinite(_ops.Download(image), GenerationRunner.VaeStage, "the decoded image");
         int h = image.Shape[1], w = image.Shape[2];
@@ -484,6 +536,8 @@ public sealed class ZImageEngine : IGenerationEngine
             new PlanningComputeOps(), Description.ModelName);
         planner.UseStrategy(strategy);
         planner._editing = _editing;
+        planner._promptCache = _promptCache; // read through key-only mirrors, never written
+        planner._planMirror = null;
         // Random weights keep their dtype whatever the strategy says (f32 for the demo model); the twin must allocate the same.
         if (_source == WeightSource.Random) planner._matrixDType = _randomMatrixDType;
         return planner;
@@ -544,6 +598,8 @@ public sealed record ZImageEngineOptions
     public ResidencyStrategy? Strategy { get; init; }
     /// <summary>Host memory allowed for streamed weights (e.g. <c>32GiB</c>; null detects what the host has).</summary>
     public string? HostMemory { get; init; }
+    /// <summary>Capacity of the host prompt-embedding cache in bytes (null or 0: off; at most <see cref="PromptEmbeddingCache.MaxCapacityBytes"/>).</summary>
+    public long? PromptCacheBytes { get; init; }
     /// <summary>Seed of the demo model's random weights.</summary>
     public int RandomSeed { get; init; } = 20260101;
     /// <summary>

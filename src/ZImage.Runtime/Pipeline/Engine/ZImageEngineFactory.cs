@@ -26,6 +26,7 @@ public static class ZImageEngineFactory
             ImageEditing = options.ImageEditing,
             UseStreamOrderedPool = options.MemoryBackend == DeviceMemoryBackendKind.StreamOrderedPool,
             HostMemory = options.Residency.HostMemory,
+            PromptCacheBytes = options.Residency.PromptCacheBytes(),
         });
         try
         {
