@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using ZImage.Runtime.Hosting;
 using ZImage.Runtime.Pipeline;
 
@@ -68,5 +69,21 @@ public sealed class LoadProgressTests
 
         await pipeline.StartAsync();
         Assert.Equal(PipelineState.Started, pipeline.State);
+    }
+
+    [Fact]
+    public async Task Create_WithoutDi_StartsWithProgress_AndBadOptionsAreRejectedNamingThem()
+    {
+        var bad = Assert.Throws<OptionsValidationException>(() => ImagePipeline.Create(new ZImageOptions { ModelDirectory = "/no/such/model" }));
+        Assert.Contains("ZImage:ModelDirectory = '/no/such/model'", bad.Message, StringComparison.Ordinal);
+
+        var options = new ZImageOptions();
+        options.Budget.DeviceMemory = "64MiB"; options.Budget.SystemReserve = "0"; options.Budget.Buffer = "0";
+        options.Budget.SizingWidth = 16; options.Budget.SizingHeight = 16;
+        using var pipeline = ImagePipeline.Create(options);
+        var recorder = new Recorder();
+        await pipeline.StartAsync(recorder);
+        Assert.Equal((PipelineState.Started, LoadStage.Ready), (pipeline.State, recorder.Reports[^1].Report.Stage));
+        Assert.True(pipeline.Memory.BaseBytes > 0);
     }
 }

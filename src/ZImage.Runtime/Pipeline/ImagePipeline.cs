@@ -35,6 +35,32 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
     /// <summary>The device-memory split the pipeline admits against.</summary>
     private sealed record CarveUp(long DeviceBytes, long SystemReserveBytes, long BaseBytes, long InferenceBytes, long BufferBytes);
 
+    /// <summary>
+    /// The pipeline for <paramref name="options"/> without a DI container: the checkpoint in
+    /// <see cref="ZImageOptions.ModelDirectory"/> (or the tiny demo model) on the device the options select. Call
+    /// <see cref="StartAsync(IProgress{LoadProgress}, CancellationToken)"/> (or just generate) and dispose it when done.
+    /// A DI host uses <see cref="ZImageServiceCollectionExtensions.AddZImage(Microsoft.Extensions.DependencyInjection.IServiceCollection)"/> instead.
+    /// </summary>
+    /// <param name="options">The options (validated like the DI registration does).</param>
+    /// <param name="loggerFactory">Where the pipeline logs; null for none.</param>
+    /// <exception cref="Microsoft.Extensions.Options.OptionsValidationException">An option is out of range.</exception>
+    public static ImagePipeline Create(ZImageOptions options, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var validation = new ZImageOptionsValidator().Validate(null, options);
+        if (validation.Failed) throw new Microsoft.Extensions.Options.OptionsValidationException(nameof(ZImageOptions), typeof(ZImageOptions), validation.Failures);
+        var engine = Engine.ZImageEngineFactory.Create(options);
+        try
+        {
+            return new ImagePipeline(engine, options, loggerFactory?.CreateLogger<ImagePipeline>());
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Creates a pipeline over <paramref name="engine"/> (which it owns and disposes).</summary>
     public ImagePipeline(IGenerationEngine engine, ZImageOptions options, ILogger<ImagePipeline>? logger = null, ZImageMetrics? metrics = null)
     {
