@@ -45,6 +45,13 @@ public interface IGenerationEngine : IDisposable
     /// <param name="cancellationToken">Cancels loading.</param>
     void Load(BudgetGuard? budget, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// <see cref="Load(BudgetGuard?, CancellationToken)"/> reporting <see cref="LoadStage.TextEncoder"/>,
+    /// <see cref="LoadStage.Transformer"/> and <see cref="LoadStage.Vae"/> synchronously on the loading thread as each
+    /// begins. An engine without stages reports nothing (the default).
+    /// </summary>
+    void Load(BudgetGuard? budget, Action<LoadStage>? stageStarting, CancellationToken cancellationToken) => Load(budget, cancellationToken);
+
     /// <summary>The allocator statistics.</summary>
     EngineMemoryStats GetMemoryStats();
 
