@@ -4,6 +4,7 @@ using ZImage.Runtime.Compute;
 using ZImage.Runtime.Devices;
 using ZImage.Runtime.Memory;
 using ZImage.Runtime.Models.Configuration;
+using ZImage.Runtime.Models.Lora;
 using ZImage.Runtime.Models.Scheduling;
 using ZImage.Runtime.Models.TextEncoder;
 using ZImage.Runtime.Models.Tokenization;
@@ -99,6 +100,7 @@ public sealed class ZImageEngine : IGenerationEngine
     {
         options ??= new ZImageEngineOptions();
         if (options.Strategy is { } requested) Validate(requested);
+        var loras = LoraMerge.Check(options.Loras, checkpointDir);
         var settings = AllocatorSettings.Parse(options.AllocatorSettings);
         ZImageConfig config;
         Qwen2Tokenizer? tokenizer = null;
@@ -127,7 +129,7 @@ public sealed class ZImageEngine : IGenerationEngine
             var ops = new KernelComputeOps(new KernelContext(device.Accelerator));
             var engine = new ZImageEngine(config, checkpointDir is null ? WeightSource.Random : WeightSource.Checkpoint, checkpointDir, tokenizer, settings,
                 options.WeightDType, options.RandomSeed, device, backend, ops, name)
-            { _allocatorDecorator = options.AllocatorDecorator, _editing = options.ImageEditing };
+            { _allocatorDecorator = options.AllocatorDecorator, _editing = options.ImageEditing, _loras = loras };
             if (options.Strategy is { } strategy) engine.UseStrategy(strategy, options.HostMemory);
             else engine._hostMemory = options.HostMemory;
             return engine;
@@ -235,7 +237,7 @@ public sealed class ZImageEngine : IGenerationEngine
                     folder = CheckpointFolder.Open(_checkpointDir!);
                     var o = new CheckpointWeightsOptions { MatrixDType = _matrixDType };
                     weights.Add(te = new CheckpointWeights(folder.TextEncoder, tracker, o));
-                    weights.Add(tr = new CheckpointWeights(folder.Transformer, tracker, o));
+                    weights.Add(tr = new CheckpointWeights(LoraMerge.Wrap(folder.Transformer, _loras), tracker, o));
                     weights.Add(vae = new CheckpointWeights(folder.Vae, tracker, o));
                     break;
                 case WeightSource.Random:
@@ -412,6 +414,12 @@ public sealed class ZImageEngine : IGenerationEngine
     /// <inheritdoc />
     public bool SupportsImageEditing => _editing;
 
+    // LoRAs merged into the transformer weights as they are materialized (ZImageEngineOptions.Loras); fixed per engine.
+    private IReadOnlyList<LoraSpec> _loras = [];
+
+    /// <inheritdoc />
+    public IReadOnlyList<LoraSpec> Loras => _loras;
+
     // Whether the VAE encoder is loaded (ZImageEngineOptions.ImageEditing); planners copy it so plans stay exact.
     private bool _editing;
 
@@ -535,6 +543,12 @@ public sealed record ZImageEngineOptions
     public bool UseStreamOrderedPool { get; init; }
     /// <summary>Load the VAE encoder too (img2img, inpaint): its weights join the resident base (about 68 MB in bf16 for the FLUX VAE).</summary>
     public bool ImageEditing { get; init; }
+    /// <summary>
+    /// LoRAs merged into the transformer at load, in order (diffusers' <c>load_lora_weights</c> + <c>fuse_lora(lora_scale)</c>
+    /// per LoRA): each weight a LoRA updates is merged in float32 when it is materialized, before the conversion to the
+    /// device format. They need a checkpoint (not the demo model); changing them means opening a new engine.
+    /// </summary>
+    public IReadOnlyList<LoraSpec> Loras { get; init; } = [];
     /// <summary>Caps the device capacity the allocator sees (e.g. to emulate a smaller GPU).</summary>
     public long? CapacityBytes { get; init; }
     /// <summary>Wraps the device backend (fault injection in tests, tracing).</summary>
