@@ -13,8 +13,9 @@ namespace ZImage.Runtime.Models.Lora;
 /// Placed under <c>CheckpointWeights</c>, the merged floats are then converted to the device matrix dtype (bf16, f16,
 /// or an 8-bit format quantized from these merged floats) exactly as an unadapted weight is, resident or streamed
 /// (<c>LoadInto</c> re-reads, so a streamed layer is merged again on each upload). Shapes and device bytes are those of
-/// the base model, so a plan made without the LoRA is the plan of the run with it. A merged tensor is computed on each
-/// <see cref="GetBytes"/> call into a fresh host array, valid until the next call (one weight's worth of host memory).
+/// the base model, so a plan made without the LoRA is the plan of the run with it. A merged tensor is computed into a
+/// host array on the first <see cref="GetBytes"/> of its name and kept until another merged weight is asked for (one
+/// weight's worth of host memory; repeated calls for the same weight, as a chunked quantization makes, merge once).
 /// </remarks>
 public sealed class LoraMergedReader : ISafetensorsReader
 {
@@ -23,6 +24,7 @@ public sealed class LoraMergedReader : ISafetensorsReader
     private readonly HashSet<string> _merged = new(StringComparer.Ordinal);
     private readonly bool _ownsInner;
     private float[]? _current;
+    private string? _currentName;
 
     /// <summary>Wraps <paramref name="inner"/> with <paramref name="adapters"/> (each read against this same checkpoint).</summary>
     /// <param name="inner">The transformer checkpoint.</param>
@@ -73,17 +75,21 @@ public sealed class LoraMergedReader : ISafetensorsReader
     public ReadOnlySpan<byte> GetBytes(string name)
     {
         if (!_merged.Contains(name)) return _inner.GetBytes(name);
-        float[] w = _inner.ReadSingles(name);
-        foreach (var (adapter, scale) in _adapters)
-            if (adapter.Modules.TryGetValue(name, out var m)) LoraAdapter.Merge(m, w, scale);
-        _current = w;
+        // Callers that materialize a weight in chunks (quantize-at-load) ask for the same weight once per chunk.
+        if (_current is null || _currentName != name)
+        {
+            float[] w = _inner.ReadSingles(name);
+            foreach (var (adapter, scale) in _adapters)
+                if (adapter.Modules.TryGetValue(name, out var m)) LoraAdapter.Merge(m, w, scale);
+            (_current, _currentName) = (w, name);
+        }
         return MemoryMarshal.AsBytes(_current.AsSpan());
     }
 
     /// <inheritdoc />
     public void Dispose()
     {
-        _current = null;
+        (_current, _currentName) = (null, null);
         if (_ownsInner) _inner.Dispose();
     }
 
