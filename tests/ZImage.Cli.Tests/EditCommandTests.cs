@@ -50,7 +50,7 @@ public sealed class EditCommandTests
     }
 
     private static string[] Generate(params string[] extra) =>
-        ["generate", "--prompt", "a lighthouse", "--steps", "2", "--seed", "3", "--device", "cpu", "--out", Path.Combine(Scratch, "out", "x.png"), .. extra];
+        ["generate", "--prompt", "a lighthouse", "--steps", "1", "--seed", "3", "--device", "cpu", "--out", Path.Combine(Scratch, "out", "x.png"), .. extra];
 
     [Fact]
     public async Task InitImageStrengthAndMask_OnTheDemoModel_RunInpaintPlannedExactly()
@@ -60,9 +60,8 @@ public sealed class EditCommandTests
         Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
         var p = run.Json().GetProperty("parameters");
         Assert.Equal((16, 16, 0.5f, true), (p.GetProperty("width").GetInt32(), p.GetProperty("height").GetInt32(), p.GetProperty("strength").GetSingle(), p.GetProperty("mask").GetBoolean()));
-        // Strength 0.5 of 2 steps: the image is encoded, then only the second step runs.
+        // The image is encoded, then the step runs with the per-step mask blend; every stage planned exactly.
         AssertPlannedEqualsMeasured(run.Json().GetProperty("stages"), "vae-encode");
-        Assert.DoesNotContain(run.Json().GetProperty("stages").EnumerateArray(), s => s.GetProperty("name").GetString() == "denoise-step-1");
         var meta = PngMetadata.ReadParameters(File.ReadAllBytes(run.Json().GetProperty("output").GetString()!))!;
         Assert.Equal((0.5f, true), (meta.Strength, meta.MaskGiven));
     }
@@ -76,7 +75,7 @@ public sealed class EditCommandTests
         Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
         const string Expected = "lora_diffusers.safetensors:0.8, lora_kohya.safetensors:1";
         Assert.Equal(Expected, run.Json().GetProperty("parameters").GetProperty("loras").GetString());
-        AssertPlannedEqualsMeasured(run.Json().GetProperty("stages"), "denoise-step-2");
+        AssertPlannedEqualsMeasured(run.Json().GetProperty("stages"), "denoise-step-1");
         byte[] png = File.ReadAllBytes(run.Json().GetProperty("output").GetString()!);
         Assert.Equal(Expected, PngMetadata.ReadParameters(png)!.Loras);
         Assert.Contains("LoRA: " + Expected, PngMetadata.ReadText(png)[PngMetadata.ParametersTextKey], StringComparison.Ordinal);
@@ -99,6 +98,21 @@ public sealed class EditCommandTests
         AssertPlannedEqualsMeasured(stages, "refine/vae-encode");
         Assert.Contains(stages.EnumerateArray(), s => s.GetProperty("name").GetString() == "explore/denoise-step-1");
         Assert.Equal(stages.EnumerateArray().Max(s => s.GetProperty("measured_peak_bytes").GetInt64()), ts.GetProperty("request_peak_bytes").GetInt64());
+    }
+
+    [Fact]
+    public async Task PlanTwoStage_OnTheTurboConfig_ListsBothPassesAndTakesTheLargerPeak()
+    {
+        var run = await CliRunner.RunAsync("plan", "--two-stage", "--width", "1024", "--height", "1024", "--device-bytes", "24GiB", "--json");
+
+        Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
+        var stages = run.Json().GetProperty("stages").EnumerateArray().Select(s => (Name: s.GetProperty("name").GetString()!, Peak: s.GetProperty("peak_bytes").GetInt64())).ToArray();
+        Assert.Equal("explore/text-encoder", stages[0].Name);
+        Assert.Contains(stages, s => s.Name == "refine/vae-encode");
+        // Turbo's 8 steps at the default strength 0.5: the refine runs steps 5..8.
+        Assert.Equal(["refine/denoise-step-5", "refine/denoise-step-6", "refine/denoise-step-7", "refine/denoise-step-8"],
+            stages.Where(s => s.Name.StartsWith("refine/denoise", StringComparison.Ordinal)).Select(s => s.Name));
+        Assert.Equal(stages.Max(s => s.Peak), run.Json().GetProperty("request_peak_bytes").GetInt64());
     }
 
     private static void AssertPlannedEqualsMeasured(JsonElement stages, string mustHave)

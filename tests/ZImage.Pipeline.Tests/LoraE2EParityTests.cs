@@ -5,6 +5,7 @@ using ZImage.Runtime.Hosting;
 using ZImage.Runtime.Models.Lora;
 using ZImage.Runtime.Pipeline;
 using ZImage.Runtime.Pipeline.Engine;
+using ZImage.Runtime.Residency;
 using ZImage.Tests.Infrastructure;
 
 namespace ZImage.Pipeline.Tests;
@@ -14,6 +15,9 @@ namespace ZImage.Pipeline.Tests;
 /// LoRA merged at load through <see cref="ZImageOptions.Loras"/> matches every output the manifest lists (prompt
 /// embeddings, schedule, each step's model output and latents, final latents, decoder input, decoded image, uint8
 /// image), its plan equals the measured peak of every stage, and the PNG metadata records the LoRA and its scale.
+/// The run offloads the whole DiT (<see cref="OffloadMode.All"/>: every block uploaded from the host each step), so it
+/// also shows that streamed blocks carry the merged weights (the merge happens whenever a weight is materialized) and
+/// that the streamed rung is planned exactly with a LoRA; the resident merge is the transformer_forward cases'.
 /// </summary>
 [Trait("Category", "Parity")]
 public sealed class LoraE2EParityTests(ITestOutputHelper output)
@@ -42,6 +46,7 @@ public sealed class LoraE2EParityTests(ITestOutputHelper output)
             o.WeightDType = Runtime.Compute.TensorDType.F32;
             o.Budget.DeviceMemory = "4GiB";
             o.Loras = [LoraSpec.Parse($"{lora}:{scale.ToString(CultureInfo.InvariantCulture)}")];
+            o.Residency.Offload = OffloadMode.All;
         });
         var engine = new RecordingEngine(ZImageEngineFactory.Create(options));
         using var pipeline = new ImagePipeline(engine, options);
@@ -72,6 +77,9 @@ public sealed class LoraE2EParityTests(ITestOutputHelper output)
         Assert.True(engine.Recorded["final_latents"].Zip(without).Max(p => Math.Abs(p.First - p.Second)) > change / 2, $"{name}: the LoRA did not change the run.");
 
         ReferenceOutputs.AssertPlannedEqualsMeasured(name, result);
+        Assert.Equal(OffloadMode.All, engine.Inner.Strategy.Offload);
+        Assert.True(result.Plan.UploadedBytesPerStep > 0 && engine.Inner.TransformerStreaming.UploadedBytes == steps * result.Plan.UploadedBytesPerStep,
+            $"{name}: uploaded {engine.Inner.TransformerStreaming.UploadedBytes} B over {steps} steps; planned {result.Plan.UploadedBytesPerStep} B per step");
         Assert.Equal(pipeline.Plan(new GenerationRequest { Prompt = c.Param<string>("prompt"), Width = w, Height = h, Steps = steps, Guidance = g }).Stages.Select(s => s.PeakBytes),
             result.Stages.Select(s => s.MeasuredPeakBytes));
 

@@ -13,7 +13,7 @@ public sealed class TwoStageGenerationTests
 {
     private static TwoStageRequest Small(GenerationRequest? r = null) => new()
     {
-        Request = r ?? new GenerationRequest { Prompt = "a lighthouse", Width = 32, Height = 32, Steps = 2, Seed = 5 },
+        Request = r ?? new GenerationRequest { Prompt = "a lighthouse", Width = 32, Height = 32, Steps = 1, Seed = 5 },
     };
 
     [Fact]
@@ -37,8 +37,8 @@ public sealed class TwoStageGenerationTests
         Assert.Equal((32, 32, 5L, (float?)TwoStageRequest.DefaultRefineStrength), (refine.Width, refine.Height, refine.Seed, refine.Strength));
         Assert.Equal((16, 16), (result.Explore.Images[0].Width, result.Explore.Images[0].Height));
         Assert.Equal((32, 32), (result.Refine.Images[0].Width, result.Refine.Images[0].Height));
-        // Strength 0.5 of 2 steps: the refine runs the second step only, after encoding the upscaled image.
-        Assert.Equal(["text-encoder", "vae-encode", "denoise-step-2", "vae-decode"], result.Refine.Stages.Select(s => s.Name));
+        // Strength 0.5 of 1 step: t_start = int(1 − 0.5) = 0, so the refine runs its one step after encoding the upscaled image.
+        Assert.Equal(["text-encoder", "vae-encode", "denoise-step-1", "vae-decode"], result.Refine.Stages.Select(s => s.Name));
 
         ReferenceOutputs.AssertPlannedEqualsMeasured("explore", result.Explore);
         ReferenceOutputs.AssertPlannedEqualsMeasured("refine", result.Refine);

@@ -31,7 +31,10 @@ internal sealed class EditCliOptions
 
     public Option<float?> RefineStrength { get; } = new("--refine-strength") { Description = "--two-stage: img2img strength of the refine pass in (0, 1] (default 0.5: the second half of the schedule)." };
 
-    public IEnumerable<Option> All => [Lora, TwoStage, ExploreWidth, ExploreHeight, RefineStrength];
+    public IEnumerable<Option> All => [Lora, .. TwoStageOptions];
+
+    /// <summary>The options <c>plan</c> shares (LoRAs do not change a plan: shapes and device bytes are the base model's).</summary>
+    public IEnumerable<Option> TwoStageOptions => [TwoStage, ExploreWidth, ExploreHeight, RefineStrength];
 
     /// <summary>Whether the engine must load the VAE encoder: an init image or a two-stage run.</summary>
     public bool NeedsImageEditing(ParseResult parse, string? initImage) => initImage is not null || parse.GetValue(TwoStage);

@@ -143,12 +143,12 @@ public sealed class ZImageEngine : IGenerationEngine
 
     /// <summary>A planning-only engine for <paramref name="config"/> (e.g. <see cref="ZImageConfig.Turbo"/>) on a simulated device: plans without weights.</summary>
     public static ZImageEngine CreatePlanning(ZImageConfig config, long deviceBytes, AllocatorSettings? settings = null, TensorDType matrixDType = TensorDType.BF16,
-        Qwen2Tokenizer? tokenizer = null, string modelName = "Z-Image-Turbo (embedded config)", ResidencyStrategy? strategy = null)
+        Qwen2Tokenizer? tokenizer = null, string modelName = "Z-Image-Turbo (embedded config)", ResidencyStrategy? strategy = null, bool imageEditing = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         var backend = new SimulatedDeviceBackend(deviceBytes);
         var engine = new ZImageEngine(config, WeightSource.Planning, null, tokenizer, settings ?? AllocatorSettings.Default, matrixDType, 0, null, backend,
-            new PlanningComputeOps(), modelName);
+            new PlanningComputeOps(), modelName) { _editing = imageEditing };
         if (strategy is not null) engine.UseStrategy(strategy);
         return engine;
     }
