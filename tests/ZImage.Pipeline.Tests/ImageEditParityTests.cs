@@ -44,16 +44,8 @@ public sealed class ImageEditParityTests(ITestOutputHelper output)
         var eps = c.LoadFloat("vae_eps");
         var noise = c.LoadFloat("noise");
 
-        var options = TestPipelines.Options(o =>
-        {
-            o.ModelDirectory = FixturePaths.TinyCheckpoint;
-            o.Device = DevicePreference.Cpu;
-            o.WeightDType = Runtime.Compute.TensorDType.F32;
-            o.Budget.DeviceMemory = "4GiB";
-            o.ImageEditing = true;
-        });
-        var engine = new RecordingEngine(ZImageEngineFactory.Create(options));
-        using var pipeline = new ImagePipeline(engine, options);
+        var (engine, pipeline) = ReferenceOutputs.RecordingTinyPipeline(o => o.ImageEditing = true);
+        using var _ = pipeline;
         var result = await pipeline.GenerateAsync(new GenerationRequest
         {
             Prompt = prompt,

@@ -39,17 +39,12 @@ public sealed class LoraE2EParityTests(ITestOutputHelper output)
         double scale = c.Param<double>("lora_scale");
         string lora = Path.Combine(c.ReferenceDir, c.Raw.GetProperty("lora_file").GetString()!);
         var latents = c.LoadFloat("initial_latents");
-        var options = TestPipelines.Options(o =>
+        var (engine, pipeline) = ReferenceOutputs.RecordingTinyPipeline(o =>
         {
-            o.ModelDirectory = FixturePaths.TinyCheckpoint;
-            o.Device = DevicePreference.Cpu;
-            o.WeightDType = Runtime.Compute.TensorDType.F32;
-            o.Budget.DeviceMemory = "4GiB";
             o.Loras = [LoraSpec.Parse($"{lora}:{scale.ToString(CultureInfo.InvariantCulture)}")];
             o.Residency.Offload = OffloadMode.All;
         });
-        var engine = new RecordingEngine(ZImageEngineFactory.Create(options));
-        using var pipeline = new ImagePipeline(engine, options);
+        using var _ = pipeline;
         float g = c.Param<float>("guidance_scale");
         var result = await pipeline.GenerateAsync(new GenerationRequest
         {

@@ -1,5 +1,7 @@
 using Xunit.Abstractions;
+using ZImage.Runtime.Hosting;
 using ZImage.Runtime.Pipeline;
+using ZImage.Runtime.Pipeline.Engine;
 using ZImage.Tests.Infrastructure;
 
 namespace ZImage.Pipeline.Tests.Infrastructure;
@@ -7,6 +9,21 @@ namespace ZImage.Pipeline.Tests.Infrastructure;
 /// <summary>Comparisons shared by the pipeline-level parity tests (edit and LoRA end-to-end cases) against a manifest case's outputs.</summary>
 public static class ReferenceOutputs
 {
+    /// <summary>A pipeline over the tiny checkpoint in f32 on the CPU accelerator (4 GiB budget) whose engine records every intermediate.</summary>
+    public static (RecordingEngine Engine, ImagePipeline Pipeline) RecordingTinyPipeline(Action<ZImageOptions> configure)
+    {
+        var options = TestPipelines.Options(o =>
+        {
+            o.ModelDirectory = FixturePaths.TinyCheckpoint;
+            o.Device = DevicePreference.Cpu;
+            o.WeightDType = Runtime.Compute.TensorDType.F32;
+            o.Budget.DeviceMemory = "4GiB";
+            configure(o);
+        });
+        var engine = new RecordingEngine(ZImageEngineFactory.Create(options));
+        return (engine, new ImagePipeline(engine, options));
+    }
+
     /// <summary>Adds <c>decoder_input</c> (latents/0.3611 + 0.1159) and <c>image_float01</c> (HWC clamp(x·0.5 + 0.5, 0, 1)) derived from what the run recorded.</summary>
     public static void AddDecoderOutputs(IReadOnlyDictionary<string, float[]> recorded, Dictionary<string, float[]> derived, int width, int height)
     {
