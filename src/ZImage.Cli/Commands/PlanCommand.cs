@@ -46,6 +46,8 @@ internal static class PlanCommand
         command.Options.Add(onOutOfRange);
         command.Options.Add(device);
         foreach (var o in ladder.All) command.Options.Add(o);
+        var edit = new EditCliOptions();
+        foreach (var o in edit.TwoStageOptions) command.Options.Add(o);
         // Errors are mapped to exit codes and messages in one place (CliError).
         command.SetAction(Run);
         return command;
@@ -68,6 +70,7 @@ internal static class PlanCommand
             ladder.Apply(parse, options.Residency);
             string modelName = dir is null ? "Z-Image-Turbo (embedded config)" : new DirectoryInfo(dir).Name;
             var settings = AllocatorSettings.Parse(options.AllocatorSettings);
+            TwoStageRequest? twoStage = null;
             MemoryPlan PlanWith(Runtime.Residency.ResidencyStrategy s, GenerationRequest r, long deviceBytes, bool sizeForRequest = false)
             {
                 var b = options.Budget;
@@ -77,8 +80,8 @@ internal static class PlanCommand
                     Buffer = b.Buffer, SizingWidth = sizeForRequest ? r.Width ?? b.SizingWidth : b.SizingWidth, SizingHeight = sizeForRequest ? r.Height ?? b.SizingHeight : b.SizingHeight,
                 };
                 var o = new ZImageOptions { AllocatorSettings = options.AllocatorSettings, Budget = budget, Presets = options.Presets, Limits = options.Limits, Residency = options.Residency };
-                using var p = new ImagePipeline(ZImageEngine.CreatePlanning(config, deviceBytes, settings, s.MatrixDType, tokenizer, modelName, s), o);
-                return p.Plan(r);
+                using var p = new ImagePipeline(ZImageEngine.CreatePlanning(config, deviceBytes, settings, s.MatrixDType, tokenizer, modelName, s, imageEditing: twoStage is not null), o);
+                return twoStage is null ? p.Plan(r) : p.Plan(twoStage);
             }
             if (parse.GetValue(recommend))
                 return PlanRecommend.Run(options, (s, r, d) => PlanWith(s, r, d, sizeForRequest: true), parse.GetValue(json), modelName);
@@ -92,6 +95,7 @@ internal static class PlanCommand
                 Guidance = parse.GetValue(guidance),
                 Mode = parse.GetValue(mode),
             };
+            twoStage = edit.TwoStageRequest(parse, request);
             var (strategy, plan) = Runtime.Residency.StrategyChooser.Choose(options.Residency, Runtime.Residency.WeightFormat.BF16, s => PlanWith(s, request, deviceCapacity));
             if (parse.GetValue(json))
             {

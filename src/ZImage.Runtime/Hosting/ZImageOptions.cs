@@ -59,6 +59,14 @@ public sealed class ZImageOptions
     /// <summary>Load the VAE encoder so that requests may carry an init image (img2img) and a mask (inpaint); its weights join the resident base.</summary>
     public bool ImageEditing { get; set; }
 
+    /// <summary>
+    /// LoRAs merged into the transformer at load, in order, each with its scale (diffusers/PEFT, kohya or
+    /// <c>diffusion_model.</c> key format; see <see cref="Models.Lora.LoraAdapter"/>). They need <see cref="ModelDirectory"/>.
+    /// An engine option, not a request field: the merge happens once, when the weights are materialized, so a request
+    /// costs nothing extra; a different set of LoRAs is a different engine (restart the host or the CLI run).
+    /// </summary>
+    public List<Models.Lora.LoraSpec> Loras { get; set; } = [];
+
     /// <summary>The accelerator.</summary>
     public DevicePreference Device { get; set; } = DevicePreference.Auto;
 

@@ -28,6 +28,8 @@ public sealed class ZImageOptionsValidator : IValidateOptions<ZImageOptions>
 
         if (options.ModelDirectory is { Length: > 0 } dir && !Directory.Exists(dir))
             errors.Add($"ZImage:ModelDirectory = '{dir}' does not exist; give a diffusers-format Z-Image folder, or leave it empty for the tiny random demo model.");
+        for (int i = 0; i < options.Loras.Count; i++)
+            if (Models.Lora.LoraMerge.Problem(options.Loras[i]) is { } problem) errors.Add($"ZImage:Loras:{i} {problem}");
         if (!Enum.IsDefined(options.MemoryBackend))
             errors.Add($"ZImage:MemoryBackend = {options.MemoryBackend} is invalid; allowed Accelerator, StreamOrderedPool.");
         if (!Enum.IsDefined(options.Device))

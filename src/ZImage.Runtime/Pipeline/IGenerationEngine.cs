@@ -115,6 +115,9 @@ public interface IGenerationEngine : IDisposable
     /// <summary>A cheap preview: latents projected linearly to RGB at latent resolution (null in planning mode).</summary>
     RgbImage? Preview(Tensor latents);
 
+    /// <summary>The LoRAs merged into the model's weights, in merge order (none by default).</summary>
+    IReadOnlyList<Models.Lora.LoraSpec> Loras => [];
+
     /// <summary>Whether the engine implements the image-editing calls below (a VAE encoder is loaded).</summary>
     bool SupportsImageEditing => false;
 

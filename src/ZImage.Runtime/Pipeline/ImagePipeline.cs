@@ -228,6 +228,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         try
         {
             var resolved = RequestResolver.Resolve(request, _options, _engine.Description.IsDemoModel, _engine.Description.ModelName);
+            if (Models.Lora.LoraSpec.Describe(_engine.Loras) is { } loras) resolved = resolved with { Parameters = resolved.Parameters with { Loras = loras } };
             if (resolved.Edit is not null && !_engine.SupportsImageEditing)
                 throw new InvalidGenerationRequestException(nameof(request.InitImage), "given", "an engine with image editing enabled (ZImageOptions.ImageEditing = true loads the VAE encoder)");
             if (resolved.StepsOrGuidanceReset && countMetrics)

@@ -4,6 +4,7 @@ using ZImage.Runtime.Compute;
 using ZImage.Runtime.Devices;
 using ZImage.Runtime.Memory;
 using ZImage.Runtime.Models.Configuration;
+using ZImage.Runtime.Models.Lora;
 using ZImage.Runtime.Models.Scheduling;
 using ZImage.Runtime.Models.TextEncoder;
 using ZImage.Runtime.Models.Tokenization;
@@ -106,6 +107,7 @@ public sealed class ZImageEngine : IGenerationEngine
     {
         options ??= new ZImageEngineOptions();
         if (options.Strategy is { } requested) Validate(requested);
+        var loras = LoraMerge.Check(options.Loras, checkpointDir);
         var settings = AllocatorSettings.Parse(options.AllocatorSettings);
         ZImageConfig config;
         Qwen2Tokenizer? tokenizer = null;
@@ -136,7 +138,7 @@ public sealed class ZImageEngine : IGenerationEngine
                 options.WeightDType, options.RandomSeed, device, backend, ops, name,
                 options.RandomConfig is null ? TensorDType.F32 : options.WeightDType)
             {
-                _allocatorDecorator = options.AllocatorDecorator, _editing = options.ImageEditing,
+                _allocatorDecorator = options.AllocatorDecorator, _editing = options.ImageEditing, _loras = loras,
                 _promptCache = options.PromptCacheBytes is long bytes and not 0 ? new PromptEmbeddingCache(bytes) : null,
             };
             if (options.Strategy is { } strategy) engine.UseStrategy(strategy, options.HostMemory);
@@ -152,12 +154,12 @@ public sealed class ZImageEngine : IGenerationEngine
 
     /// <summary>A planning-only engine for <paramref name="config"/> (e.g. <see cref="ZImageConfig.Turbo"/>) on a simulated device: plans without weights.</summary>
     public static ZImageEngine CreatePlanning(ZImageConfig config, long deviceBytes, AllocatorSettings? settings = null, TensorDType matrixDType = TensorDType.BF16,
-        Qwen2Tokenizer? tokenizer = null, string modelName = "Z-Image-Turbo (embedded config)", ResidencyStrategy? strategy = null)
+        Qwen2Tokenizer? tokenizer = null, string modelName = "Z-Image-Turbo (embedded config)", ResidencyStrategy? strategy = null, bool imageEditing = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         var backend = new SimulatedDeviceBackend(deviceBytes);
         var engine = new ZImageEngine(config, WeightSource.Planning, null, tokenizer, settings ?? AllocatorSettings.Default, matrixDType, 0, null, backend,
-            new PlanningComputeOps(), modelName);
+            new PlanningComputeOps(), modelName) { _editing = imageEditing };
         if (strategy is not null) engine.UseStrategy(strategy);
         return engine;
     }
@@ -255,10 +257,11 @@ public sealed class ZImageEngine : IGenerationEngine
                 case WeightSource.Checkpoint:
                     folder = CheckpointFolder.Open(_checkpointDir!);
                     var o = new CheckpointWeightsOptions { MatrixDType = _matrixDType };
-                    // 8-bit weights: the text encoder's and the DiT's Linear matrices are quantised at load; the VAE stays float.
+                    // 8-bit weights: the text encoder's and the DiT's Linear matrices are quantised at load, after any
+                    // LoRA is merged into the floats they are read as; the VAE stays float.
                     var q = o with { QuantizedDType = _strategy.QuantizedDType };
                     weights.Add(te = new CheckpointWeights(folder.TextEncoder, tracker, q));
-                    weights.Add(tr = new CheckpointWeights(folder.Transformer, tracker, q));
+                    weights.Add(tr = new CheckpointWeights(LoraMerge.Wrap(folder.Transformer, _loras), tracker, q));
                     weights.Add(vae = new CheckpointWeights(folder.Vae, tracker, o));
                     break;
                 case WeightSource.Random:
@@ -482,6 +485,12 @@ public sealed class ZImageEngine : IGenerationEngine
     /// <inheritdoc />
     public bool SupportsImageEditing => _editing;
 
+    // LoRAs merged into the transformer weights as they are materialized (ZImageEngineOptions.Loras); fixed per engine.
+    private IReadOnlyList<LoraSpec> _loras = [];
+
+    /// <inheritdoc />
+    public IReadOnlyList<LoraSpec> Loras => _loras;
+
     // Whether the VAE encoder is loaded (ZImageEngineOptions.ImageEditing); planners copy it so plans stay exact.
     private bool _editing;
 
@@ -618,6 +627,12 @@ public sealed record ZImageEngineOptions
     public bool UseStreamOrderedPool { get; init; }
     /// <summary>Load the VAE encoder too (img2img, inpaint): its weights join the resident base (about 68 MB in bf16 for the FLUX VAE).</summary>
     public bool ImageEditing { get; init; }
+    /// <summary>
+    /// LoRAs merged into the transformer at load, in order (diffusers' <c>load_lora_weights</c> + <c>fuse_lora(lora_scale)</c>
+    /// per LoRA): each weight a LoRA updates is merged in float32 when it is materialized, before the conversion to the
+    /// device format. They need a checkpoint (not the demo model); changing them means opening a new engine.
+    /// </summary>
+    public IReadOnlyList<LoraSpec> Loras { get; init; } = [];
     /// <summary>Caps the device capacity the allocator sees (e.g. to emulate a smaller GPU).</summary>
     public long? CapacityBytes { get; init; }
     /// <summary>Wraps the device backend (fault injection in tests, tracing).</summary>

@@ -24,6 +24,7 @@ public static class ZImageEngineFactory
             WeightDType = options.WeightDType,
             RandomSeed = options.RandomModelSeed,
             ImageEditing = options.ImageEditing,
+            Loras = options.Loras,
             UseStreamOrderedPool = options.MemoryBackend == DeviceMemoryBackendKind.StreamOrderedPool,
             HostMemory = options.Residency.HostMemory,
             PromptCacheBytes = options.Residency.PromptCacheBytes(),
