@@ -51,7 +51,7 @@ internal interface IMmaAttentionOutput
 /// </para>
 /// Needs a GPU-variant context with 32-lane warps (<see cref="IsAvailable"/>), like <see cref="MmaGemmKernels"/>.
 /// </summary>
-public sealed class MmaAttentionKernels : IDisposable
+public sealed class MmaAttentionKernels
 {
     internal const int KeyTile = 32, MaxHeadDim = 128, MaxWarps = 4;
     internal const int SharedElements = MaxWarps * 16 * MaxHeadDim + 2 * 2 * KeyTile * MaxHeadDim;
@@ -114,9 +114,6 @@ public sealed class MmaAttentionKernels : IDisposable
             MmaGemmKernels.Address(q), MmaGemmKernels.Address(k), MmaGemmKernels.Address(v));
         _bf16[Slot(headDim)]!(_ctx.Stream, Config(s), q, k, v, o, s);
     }
-
-    /// <inheritdoc />
-    public void Dispose() { }
 
     private static int Slot(int headDim) => headDim == 16 ? 0 : headDim == 32 ? 1 : 2;
 

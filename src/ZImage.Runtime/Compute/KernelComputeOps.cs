@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using ZImage.Kernels;
+using ZImage.Kernels.Mma;
 
 namespace ZImage.Runtime.Compute;
 
@@ -29,6 +30,12 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         Rope = new RopeKernels(context);
         Conv = new ConvKernels(context);
         Diffusion = new DiffusionKernels(context);
+        if (context.TensorCores)
+        {
+            // sm_80+: bf16-weight GEMMs and attention run on the tensor cores; the SIMT kernels stay for the rest.
+            MmaGemm = new MmaGemmKernels(context);
+            MmaAttention = new MmaAttentionKernels(context);
+        }
         // Model-specific kernels (transpose) compile here too, so warm-up covers every kernel a generation launches.
         WarmUpModelKernels();
     }
@@ -46,6 +53,8 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
     internal RopeKernels Rope { get; }
     internal ConvKernels Conv { get; }
     internal DiffusionKernels Diffusion { get; }
+    internal MmaGemmKernels? MmaGemm { get; }
+    internal MmaAttentionKernels? MmaAttention { get; }
 
     /// <inheritdoc />
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y)
@@ -56,6 +65,7 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         switch (w.DType)
         {
             case TensorDType.F32: Gemm.Linear(x.F32, w.F32, b, y.F32, m, n, k); break;
+            case TensorDType.BF16 when MmaGemm is not null: MmaGemm.Linear(x.F32, w.BF16, b, y.F32, m, n, k); break;
             case TensorDType.BF16: Gemm.Linear(x.F32, w.BF16, b, y.F32, m, n, k); break;
             default: Gemm.Linear(x.F32, w.F16, b, y.F32, m, n, k); break;
         }
@@ -108,7 +118,10 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
     {
         var (sq, sk, hq, hkv, dh) = OpValidation.Attention(q, k, v, scale, o);
         if (sq == 0) return;
-        AttentionKernels.Forward(q.F32, k.F32, v.F32, o.F32, sq, sk, hq, hkv, dh, scale, causal);
+        if (MmaAttention is not null && MmaAttentionKernels.SupportsHeadDim(dh))
+            MmaAttention.Forward(q.F32, k.F32, v.F32, o.F32, sq, sk, hq, hkv, dh, scale, causal);
+        else
+            AttentionKernels.Forward(q.F32, k.F32, v.F32, o.F32, sq, sk, hq, hkv, dh, scale, causal);
     }
 
     /// <inheritdoc />
@@ -298,6 +311,7 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         if (_disposed) return;
         _disposed = true;
         Diffusion.Dispose();
+        MmaGemm?.Dispose();
     }
 
     private static ArrayView<float> Opt(Tensor? t) => t is null ? default : t.F32;

@@ -37,7 +37,6 @@ public sealed class MmaFixture : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        if (_attention.IsValueCreated) _attention.Value.Dispose();
         Gemm.Dispose();
         Accelerator.Dispose();
         Context.Dispose();
