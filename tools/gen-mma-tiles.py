@@ -36,7 +36,7 @@ def gemm_tile():
     L += ["    }", "",
           "    /// <summary>Writes the tile through the fused epilogue: lane (g, t) owns rows g and g+8, columns 2t and 2t+1 of every m16n8 tile.</summary>",
           "    [MethodImpl(MethodImplOptions.AggressiveInlining)]",
-          "    public void Store<TOut, TOutStore>(ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> aux, ArrayView<TOut> y, in MmaGemmShape s, int row0, int col0, int lane)",
+          "    public void Store<TOut, TOutStore>(ArrayView<float> scale, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> aux, ArrayView<TOut> y, in MmaGemmShape s, int row0, int col0, int lane)",
           "        where TOut : unmanaged",
           "        where TOutStore : struct, IMmaOutput<TOut>",
           "    {",
@@ -44,7 +44,7 @@ def gemm_tile():
     for mt in range(mts):
         for nt in range(nts):
             for h in range(2):
-                L.append(f"        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + {mt*16 + 8*h}, c + {nt*8}, c{mt}{nt}{2*h}, c{mt}{nt}{2*h+1});")
+                L.append(f"        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + {mt*16 + 8*h}, c + {nt*8}, c{mt}{nt}{2*h}, c{mt}{nt}{2*h+1});")
     L += ["    }", "}", ""]
     (OUT / "MmaWarpTile32x64.g.cs").write_text("\n".join(L))
 

@@ -35,7 +35,7 @@ public readonly record struct MmaTiling(int WarpsM, int WarpsN)
 internal struct MmaGemmShape
 {
     public int M, N, K;
-    public int HasBias, Epilogue;
+    public int HasBias, HasScale, Epilogue;
     public int WarpsM, WarpsN;
     /// <summary>1 when the operand is staged with cp.async (bf16, K % 8 == 0, 16-byte aligned base), else element by element.</summary>
     public int AsyncX, AsyncW;
@@ -72,6 +72,45 @@ internal readonly struct Bf16Activation : IMmaActivation<ushort>
     {
         if (async != 0) mma.CpAsync16(sh, sb, dst, x, address, src, valid);
         else MmaGemmKernels.CopyChunk(sh, dst, x, src, valid);
+    }
+}
+
+/// <summary>Stages 8 consecutive weights (one 16-byte shared chunk) of one output row as bf16.</summary>
+internal interface IMmaWeight<T>
+    where T : unmanaged
+{
+    /// <summary>Fills shared elements dst..dst+7 from w[src..src+valid) and zeros.</summary>
+    void Stage<TMma>(TMma mma, ArrayView<ushort> sh, uint sb, int dst, ArrayView<T> w, in MmaGemmShape s, int src, int valid)
+        where TMma : struct, IWarpMma;
+}
+
+/// <summary>bf16 weights: cp.async when K % 8 == 0 and the base is 16-byte aligned.</summary>
+internal readonly struct Bf16Weight : IMmaWeight<ushort>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Stage<TMma>(TMma mma, ArrayView<ushort> sh, uint sb, int dst, ArrayView<ushort> w, in MmaGemmShape s, int src, int valid)
+        where TMma : struct, IWarpMma
+    {
+        if (s.AsyncW != 0) mma.CpAsync16(sh, sb, dst, w, s.WAddress, src, valid);
+        else MmaGemmKernels.CopyChunk(sh, dst, w, src, valid);
+    }
+}
+
+/// <summary>
+/// 8-bit weight codes (int8, fp8 e4m3fn) dequantized in registers while staged: every code is exactly a bf16 value,
+/// so the tensor cores multiply the codes exactly and the per-channel scale is applied in the epilogue.
+/// </summary>
+internal readonly struct CodeWeight<T, TWiden> : IMmaWeight<T>
+    where T : unmanaged
+    where TWiden : struct, IWeightWidener<T>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Stage<TMma>(TMma mma, ArrayView<ushort> sh, uint sb, int dst, ArrayView<T> w, in MmaGemmShape s, int src, int valid)
+        where TMma : struct, IWarpMma
+    {
+        TWiden widen = default;
+        for (int i = 0; i < 8; i++)
+            sh[dst + i] = i < valid ? Bf16.FromFloat(widen.Widen(w[src + i])) : (ushort)0;
     }
 }
 
@@ -123,12 +162,14 @@ public sealed class MmaGemmKernels : IDisposable
 
     private readonly KernelContext _ctx;
     private readonly MemoryBuffer1D<float, Stride1D.Dense>? _dummy;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>? _f32F32;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, MmaGemmShape>? _f32Bf16;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>? _bf16F32;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, MmaGemmShape>? _bf16Bf16;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>? _f32F32;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, MmaGemmShape>? _f32Bf16;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>? _bf16F32;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, MmaGemmShape>? _bf16Bf16;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<sbyte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>? _int8;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>? _fp8;
 
-    /// <summary>Compiles the four activation/output dtype combinations when <paramref name="context"/> is a GPU-variant context with 32-lane warps.</summary>
+    /// <summary>Compiles the four bf16-weight activation/output dtype combinations and the int8/fp8-weight kernels when <paramref name="context"/> is a GPU-variant context with 32-lane warps.</summary>
     /// <param name="context">Accelerator and variant.</param>
     public MmaGemmKernels(KernelContext context)
     {
@@ -138,14 +179,18 @@ public sealed class MmaGemmKernels : IDisposable
         Tiling = acc.AcceleratorType == AcceleratorType.CPU ? MmaTiling.SingleWarp : MmaTiling.Gpu;
         if (!IsAvailable) return;
         _dummy = acc.Allocate1D<float>(1);
-        _f32F32 = acc.LoadKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>(
-            GemmKernel<float, F32Activation, float, F32Output, TensorCoreMma>);
-        _f32Bf16 = acc.LoadKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, MmaGemmShape>(
-            GemmKernel<float, F32Activation, ushort, Bf16Output, TensorCoreMma>);
-        _bf16F32 = acc.LoadKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>(
-            GemmKernel<ushort, Bf16Activation, float, F32Output, TensorCoreMma>);
-        _bf16Bf16 = acc.LoadKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, MmaGemmShape>(
-            GemmKernel<ushort, Bf16Activation, ushort, Bf16Output, TensorCoreMma>);
+        _f32F32 = acc.LoadKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>(
+            GemmKernel<float, F32Activation, ushort, Bf16Weight, float, F32Output, TensorCoreMma>);
+        _f32Bf16 = acc.LoadKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, MmaGemmShape>(
+            GemmKernel<float, F32Activation, ushort, Bf16Weight, ushort, Bf16Output, TensorCoreMma>);
+        _bf16F32 = acc.LoadKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>(
+            GemmKernel<ushort, Bf16Activation, ushort, Bf16Weight, float, F32Output, TensorCoreMma>);
+        _bf16Bf16 = acc.LoadKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, MmaGemmShape>(
+            GemmKernel<ushort, Bf16Activation, ushort, Bf16Weight, ushort, Bf16Output, TensorCoreMma>);
+        _int8 = acc.LoadKernel<ArrayView<float>, ArrayView<sbyte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>(
+            GemmKernel<float, F32Activation, sbyte, CodeWeight<sbyte, Int8Widener>, float, F32Output, TensorCoreMma>);
+        _fp8 = acc.LoadKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>(
+            GemmKernel<float, F32Activation, byte, CodeWeight<byte, Fp8E4M3Widener>, float, F32Output, TensorCoreMma>);
     }
 
     /// <summary>Whether the kernels were compiled (GPU variant, 32-lane warps).</summary>
@@ -171,43 +216,80 @@ public sealed class MmaGemmKernels : IDisposable
     public void Linear(ArrayView<float> x, ArrayView<ushort> w, ArrayView<float> bias, ArrayView<float> y, int m, int n, int k,
         MmaEpilogue epilogue = MmaEpilogue.None, ArrayView<float> gate = default, ArrayView<float> aux = default)
     {
-        var s = Prepare(x.Length, 0, w, bias, y.Length, m, n, k, epilogue, gate, aux);
-        _f32F32!(_ctx.Stream, Config(s), x, w, Or(bias), Or(gate), Or(aux), y, s);
+        var s = Prepare(x.Length, 0, w.Length, Address(w), default, bias, y.Length, m, n, k, epilogue, gate, aux);
+        _f32F32!(_ctx.Stream, Config(s), x, w, Or(default), Or(bias), Or(gate), Or(aux), y, s);
     }
 
     /// <summary>y = epilogue(x·wᵀ + bias) with fp32 activations and bf16 output (see the fp32-output overload).</summary>
     public void Linear(ArrayView<float> x, ArrayView<ushort> w, ArrayView<float> bias, ArrayView<ushort> y, int m, int n, int k,
         MmaEpilogue epilogue = MmaEpilogue.None, ArrayView<float> gate = default, ArrayView<float> aux = default)
     {
-        var s = Prepare(x.Length, 0, w, bias, y.Length, m, n, k, epilogue, gate, aux);
-        _f32Bf16!(_ctx.Stream, Config(s), x, w, Or(bias), Or(gate), Or(aux), y, s);
+        var s = Prepare(x.Length, 0, w.Length, Address(w), default, bias, y.Length, m, n, k, epilogue, gate, aux);
+        _f32Bf16!(_ctx.Stream, Config(s), x, w, Or(default), Or(bias), Or(gate), Or(aux), y, s);
     }
 
     /// <summary>y = epilogue(x·wᵀ + bias) with bf16 activations (staged with cp.async) and fp32 output.</summary>
     public void Linear(ArrayView<ushort> x, ArrayView<ushort> w, ArrayView<float> bias, ArrayView<float> y, int m, int n, int k,
         MmaEpilogue epilogue = MmaEpilogue.None, ArrayView<float> gate = default, ArrayView<float> aux = default)
     {
-        var s = Prepare(x.Length, Address(x), w, bias, y.Length, m, n, k, epilogue, gate, aux);
-        _bf16F32!(_ctx.Stream, Config(s), x, w, Or(bias), Or(gate), Or(aux), y, s);
+        var s = Prepare(x.Length, Address(x), w.Length, Address(w), default, bias, y.Length, m, n, k, epilogue, gate, aux);
+        _bf16F32!(_ctx.Stream, Config(s), x, w, Or(default), Or(bias), Or(gate), Or(aux), y, s);
     }
 
     /// <summary>y = epilogue(x·wᵀ + bias) with bf16 activations and bf16 output.</summary>
     public void Linear(ArrayView<ushort> x, ArrayView<ushort> w, ArrayView<float> bias, ArrayView<ushort> y, int m, int n, int k,
         MmaEpilogue epilogue = MmaEpilogue.None, ArrayView<float> gate = default, ArrayView<float> aux = default)
     {
-        var s = Prepare(x.Length, Address(x), w, bias, y.Length, m, n, k, epilogue, gate, aux);
-        _bf16Bf16!(_ctx.Stream, Config(s), x, w, Or(bias), Or(gate), Or(aux), y, s);
+        var s = Prepare(x.Length, Address(x), w.Length, Address(w), default, bias, y.Length, m, n, k, epilogue, gate, aux);
+        _bf16Bf16!(_ctx.Stream, Config(s), x, w, Or(default), Or(bias), Or(gate), Or(aux), y, s);
     }
 
     /// <inheritdoc />
     public void Dispose() => _dummy?.Dispose();
 
     /// <summary>Launches a caller-loaded instantiation of <see cref="GemmKernel"/> (tests substitute other <see cref="IWarpMma"/> layouts).</summary>
-    internal void LaunchF32(Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape> kernel,
+    internal void LaunchF32(Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape> kernel,
         ArrayView<float> x, ArrayView<ushort> w, ArrayView<float> bias, ArrayView<float> y, int m, int n, int k)
     {
-        var s = Prepare(x.Length, 0, w, bias, y.Length, m, n, k, MmaEpilogue.None, default, default);
-        kernel(_ctx.Stream, Config(s), x, w, Or(bias), Or(default), Or(default), y, s);
+        var s = Prepare(x.Length, 0, w.Length, Address(w), default, bias, y.Length, m, n, k, MmaEpilogue.None, default, default);
+        kernel(_ctx.Stream, Config(s), x, w, Or(default), Or(bias), Or(default), Or(default), y, s);
+    }
+
+    /// <summary>y = (x · codesᵀ) ⊙ scale + bias with int8 codes [N,K] (as <see cref="QuantGemmKernels.LinearInt8"/>), on the tensor cores.</summary>
+    /// <param name="x">Activations [M,K] (rounded to bf16 as staged).</param>
+    /// <param name="q">int8 codes [N,K]; dequantized to bf16 (exactly) in registers while staged.</param>
+    /// <param name="scale">Per-output-channel scales [N].</param>
+    /// <param name="bias">Bias [N], or an empty view for none.</param>
+    /// <param name="y">Output [M,N]; fully overwritten.</param>
+    /// <param name="m">Rows (≥ 1).</param>
+    /// <param name="n">Output features (≥ 1).</param>
+    /// <param name="k">Input features (≥ 1).</param>
+    public void LinearInt8(ArrayView<float> x, ArrayView<sbyte> q, ArrayView<float> scale, ArrayView<float> bias, ArrayView<float> y, int m, int n, int k)
+    {
+        var s = PrepareQuant(x.Length, q.Length, scale, bias, y.Length, m, n, k);
+        _int8!(_ctx.Stream, Config(s), x, q, scale, Or(bias), Or(default), Or(default), y, s);
+    }
+
+    /// <summary>y = (x · decode(codes)ᵀ) ⊙ scale + bias with fp8 e4m3fn codes [N,K], on the tensor cores.</summary>
+    /// <param name="x">Activations [M,K] (rounded to bf16 as staged).</param>
+    /// <param name="q">fp8 e4m3fn bits [N,K]; every code is exactly a bf16 value.</param>
+    /// <param name="scale">Per-output-channel scales [N].</param>
+    /// <param name="bias">Bias [N], or an empty view for none.</param>
+    /// <param name="y">Output [M,N]; fully overwritten.</param>
+    /// <param name="m">Rows (≥ 1).</param>
+    /// <param name="n">Output features (≥ 1).</param>
+    /// <param name="k">Input features (≥ 1).</param>
+    public void LinearFp8E4M3(ArrayView<float> x, ArrayView<byte> q, ArrayView<float> scale, ArrayView<float> bias, ArrayView<float> y, int m, int n, int k)
+    {
+        var s = PrepareQuant(x.Length, q.Length, scale, bias, y.Length, m, n, k);
+        _fp8!(_ctx.Stream, Config(s), x, q, scale, Or(bias), Or(default), Or(default), y, s);
+    }
+
+    private MmaGemmShape PrepareQuant(long xLength, long qLength, ArrayView<float> scale, ArrayView<float> bias, long yLength, int m, int n, int k)
+    {
+        GemmGuard.InRange(n, 1, int.MaxValue);
+        GemmGuard.Holds(scale.Length, n, nameof(scale));
+        return Prepare(xLength, 0, qLength, 0, scale, bias, yLength, m, n, k, MmaEpilogue.None, default, default);
     }
 
     internal KernelConfig Config(in MmaGemmShape s) => new(
@@ -220,7 +302,7 @@ public sealed class MmaGemmKernels : IDisposable
         where T : unmanaged =>
         view.Length > 0 ? (ulong)view.LoadEffectiveAddressAsPtr().ToInt64() : 0ul;
 
-    internal MmaGemmShape Prepare(long xLength, ulong xAddress, ArrayView<ushort> w, ArrayView<float> bias, long yLength, int m, int n, int k,
+    internal MmaGemmShape Prepare(long xLength, ulong xAddress, long wLength, ulong wAddress, ArrayView<float> scale, ArrayView<float> bias, long yLength, int m, int n, int k,
         MmaEpilogue epilogue, ArrayView<float> gate, ArrayView<float> aux)
     {
         if (!IsAvailable)
@@ -232,19 +314,19 @@ public sealed class MmaGemmKernels : IDisposable
         GemmGuard.InRange(Tiling.WarpsM, 1, 4, "Tiling.WarpsM");
         GemmGuard.InRange(Tiling.WarpsN, 1, 2, "Tiling.WarpsN");
         GemmGuard.FitsInt32((long)m * k, "x");
-        GemmGuard.FitsInt32((long)n * k, nameof(w));
+        GemmGuard.FitsInt32((long)n * k, "w");
         GemmGuard.FitsInt32((long)m * n, "y");
         GemmGuard.Holds(xLength, (long)m * k, "x");
-        GemmGuard.Holds(w.Length, (long)n * k, nameof(w));
+        GemmGuard.Holds(wLength, (long)n * k, "w");
         GemmGuard.Holds(yLength, (long)m * n, "y");
         if (bias.Length > 0) GemmGuard.Holds(bias.Length, n, nameof(bias));
+        if (scale.Length > 0) GemmGuard.Holds(scale.Length, n, nameof(scale));
         if (epilogue == MmaEpilogue.GatedResidual) GemmGuard.Holds(gate.Length, n, nameof(gate));
         if (epilogue is MmaEpilogue.SwiGlu or MmaEpilogue.GatedResidual) GemmGuard.Holds(aux.Length, (long)m * n, nameof(aux));
-        ulong wAddress = Address(w);
         bool kAligned = k % 8 == 0;
         return new MmaGemmShape
         {
-            M = m, N = n, K = k, HasBias = bias.Length > 0 ? 1 : 0, Epilogue = (int)epilogue,
+            M = m, N = n, K = k, HasBias = bias.Length > 0 ? 1 : 0, HasScale = scale.Length > 0 ? 1 : 0, Epilogue = (int)epilogue,
             WarpsM = Tiling.WarpsM, WarpsN = Tiling.WarpsN,
             AsyncX = kAligned && xAddress != 0 && xAddress % 16 == 0 ? 1 : 0,
             AsyncW = kAligned && wAddress % 16 == 0 ? 1 : 0,
@@ -263,10 +345,12 @@ public sealed class MmaGemmKernels : IDisposable
             sh[dst + i] = i < valid ? src[from + i] : (ushort)0;
     }
 
-    internal static void GemmKernel<TA, TAStage, TOut, TOutStore, TMma>(ArrayView<TA> x, ArrayView<ushort> w, ArrayView<float> bias,
-        ArrayView<float> gate, ArrayView<float> aux, ArrayView<TOut> y, MmaGemmShape s)
+    internal static void GemmKernel<TA, TAStage, TW, TWStage, TOut, TOutStore, TMma>(ArrayView<TA> x, ArrayView<TW> w, ArrayView<float> scale,
+        ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> aux, ArrayView<TOut> y, MmaGemmShape s)
         where TA : unmanaged
         where TAStage : struct, IMmaActivation<TA>
+        where TW : unmanaged
+        where TWStage : struct, IMmaWeight<TW>
         where TOut : unmanaged
         where TOutStore : struct, IMmaOutput<TOut>
         where TMma : struct, IWarpMma
@@ -286,7 +370,7 @@ public sealed class MmaGemmKernels : IDisposable
         // Prologue: tiles 0 and 1 in flight. One commit per tile (empty groups included) keeps "group i = tile i".
         for (int p = 0; p < Stages - 1; p++)
         {
-            if (p < kTiles) LoadTile<TA, TAStage, TMma>(mma, sh, sb, x, w, s, p * stageElems, bm, bn, m0, n0, p * BlockK, tid, threads);
+            if (p < kTiles) LoadTile<TA, TAStage, TW, TWStage, TMma>(mma, sh, sb, x, w, s, p * stageElems, bm, bn, m0, n0, p * BlockK, tid, threads);
             mma.CommitGroup();
         }
 
@@ -296,7 +380,7 @@ public sealed class MmaGemmKernels : IDisposable
             Group.Barrier();            // ... and for all; everyone is done computing tile kt-1, whose stage is refilled next
             int next = kt + Stages - 1;
             if (next < kTiles)
-                LoadTile<TA, TAStage, TMma>(mma, sh, sb, x, w, s, (next % Stages) * stageElems, bm, bn, m0, n0, next * BlockK, tid, threads);
+                LoadTile<TA, TAStage, TW, TWStage, TMma>(mma, sh, sb, x, w, s, (next % Stages) * stageElems, bm, bn, m0, n0, next * BlockK, tid, threads);
             mma.CommitGroup();
             int stage = (kt % Stages) * stageElems;
             int aBase = stage + wm * 32 * BlockK, bBase = stage + bm * BlockK + wn * 64 * BlockK;
@@ -305,17 +389,20 @@ public sealed class MmaGemmKernels : IDisposable
         }
         mma.WaitAll();
 
-        acc.Store<TOut, TOutStore>(bias, gate, aux, y, s, m0 + wm * 32, n0 + wn * 64, lane);
+        acc.Store<TOut, TOutStore>(scale, bias, gate, aux, y, s, m0 + wm * 32, n0 + wn * 64, lane);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LoadTile<TA, TAStage, TMma>(TMma mma, ArrayView<ushort> sh, uint sb, ArrayView<TA> x, ArrayView<ushort> w, in MmaGemmShape s,
+    private static void LoadTile<TA, TAStage, TW, TWStage, TMma>(TMma mma, ArrayView<ushort> sh, uint sb, ArrayView<TA> x, ArrayView<TW> w, in MmaGemmShape s,
         int stage, int bm, int bn, int m0, int n0, int k0, int tid, int threads)
         where TA : unmanaged
         where TAStage : struct, IMmaActivation<TA>
+        where TW : unmanaged
+        where TWStage : struct, IMmaWeight<TW>
         where TMma : struct, IWarpMma
     {
         TAStage stager = default;
+        TWStage wStager = default;
         int k = s.K;
         // 4 chunks of 8 bf16 per 32-wide row; consecutive threads take consecutive chunks of a row.
         for (int c = tid; c < bm * 4; c += threads)
@@ -332,25 +419,24 @@ public sealed class MmaGemmKernels : IDisposable
             int gn = n0 + row, gk = k0 + ch * 8;
             int valid = gn < s.N ? Math.Max(0, Math.Min(8, k - gk)) : 0;
             int src = valid > 0 ? gn * k + gk : 0;
-            if (s.AsyncW != 0) mma.CpAsync16(sh, sb, wStage + Swizzle(row, ch), w, s.WAddress, src, valid);
-            else CopyChunk(sh, wStage + Swizzle(row, ch), w, src, valid);
+            wStager.Stage(mma, sh, sb, wStage + Swizzle(row, ch), w, s, src, valid);
         }
     }
 
     /// <summary>Epilogue of two horizontally adjacent accumulators (row, col) and (row, col+1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void StorePair<TOut, TOutStore>(ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> aux, ArrayView<TOut> y, in MmaGemmShape s,
+    internal static void StorePair<TOut, TOutStore>(ArrayView<float> scale, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> aux, ArrayView<TOut> y, in MmaGemmShape s,
         int row, int col, float v0, float v1)
         where TOut : unmanaged
         where TOutStore : struct, IMmaOutput<TOut>
     {
         if (row >= s.M) return;
-        StoreOne<TOut, TOutStore>(bias, gate, aux, y, s, row, col, v0);
-        StoreOne<TOut, TOutStore>(bias, gate, aux, y, s, row, col + 1, v1);
+        StoreOne<TOut, TOutStore>(scale, bias, gate, aux, y, s, row, col, v0);
+        StoreOne<TOut, TOutStore>(scale, bias, gate, aux, y, s, row, col + 1, v1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreOne<TOut, TOutStore>(ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> aux, ArrayView<TOut> y, in MmaGemmShape s,
+    private static void StoreOne<TOut, TOutStore>(ArrayView<float> scale, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> aux, ArrayView<TOut> y, in MmaGemmShape s,
         int row, int col, float v)
         where TOut : unmanaged
         where TOutStore : struct, IMmaOutput<TOut>
@@ -358,6 +444,7 @@ public sealed class MmaGemmKernels : IDisposable
         if (col >= s.N) return;
         TOutStore store = default;
         int i = row * s.N + col;
+        if (s.HasScale != 0) v *= scale[col];
         if (s.HasBias != 0) v += bias[col];
         if (s.Epilogue == (int)MmaEpilogue.Silu) v = ElementwiseKernels.SiluOf(v);
         else if (s.Epilogue == (int)MmaEpilogue.SwiGlu) v = ElementwiseKernels.SiluOf(v) * aux[i];

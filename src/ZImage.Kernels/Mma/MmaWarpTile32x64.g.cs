@@ -45,42 +45,42 @@ internal struct MmaWarpTile32x64
 
     /// <summary>Writes the tile through the fused epilogue: lane (g, t) owns rows g and g+8, columns 2t and 2t+1 of every m16n8 tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Store<TOut, TOutStore>(ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> aux, ArrayView<TOut> y, in MmaGemmShape s, int row0, int col0, int lane)
+    public void Store<TOut, TOutStore>(ArrayView<float> scale, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> aux, ArrayView<TOut> y, in MmaGemmShape s, int row0, int col0, int lane)
         where TOut : unmanaged
         where TOutStore : struct, IMmaOutput<TOut>
     {
         int r = row0 + (lane >> 2), c = col0 + 2 * (lane & 3);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 0, c + 0, c000, c001);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 8, c + 0, c002, c003);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 0, c + 8, c010, c011);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 8, c + 8, c012, c013);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 0, c + 16, c020, c021);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 8, c + 16, c022, c023);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 0, c + 24, c030, c031);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 8, c + 24, c032, c033);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 0, c + 32, c040, c041);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 8, c + 32, c042, c043);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 0, c + 40, c050, c051);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 8, c + 40, c052, c053);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 0, c + 48, c060, c061);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 8, c + 48, c062, c063);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 0, c + 56, c070, c071);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 8, c + 56, c072, c073);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 16, c + 0, c100, c101);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 24, c + 0, c102, c103);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 16, c + 8, c110, c111);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 24, c + 8, c112, c113);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 16, c + 16, c120, c121);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 24, c + 16, c122, c123);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 16, c + 24, c130, c131);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 24, c + 24, c132, c133);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 16, c + 32, c140, c141);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 24, c + 32, c142, c143);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 16, c + 40, c150, c151);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 24, c + 40, c152, c153);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 16, c + 48, c160, c161);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 24, c + 48, c162, c163);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 16, c + 56, c170, c171);
-        MmaGemmKernels.StorePair<TOut, TOutStore>(bias, gate, aux, y, s, r + 24, c + 56, c172, c173);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 0, c + 0, c000, c001);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 8, c + 0, c002, c003);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 0, c + 8, c010, c011);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 8, c + 8, c012, c013);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 0, c + 16, c020, c021);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 8, c + 16, c022, c023);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 0, c + 24, c030, c031);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 8, c + 24, c032, c033);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 0, c + 32, c040, c041);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 8, c + 32, c042, c043);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 0, c + 40, c050, c051);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 8, c + 40, c052, c053);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 0, c + 48, c060, c061);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 8, c + 48, c062, c063);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 0, c + 56, c070, c071);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 8, c + 56, c072, c073);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 16, c + 0, c100, c101);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 24, c + 0, c102, c103);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 16, c + 8, c110, c111);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 24, c + 8, c112, c113);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 16, c + 16, c120, c121);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 24, c + 16, c122, c123);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 16, c + 24, c130, c131);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 24, c + 24, c132, c133);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 16, c + 32, c140, c141);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 24, c + 32, c142, c143);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 16, c + 40, c150, c151);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 24, c + 40, c152, c153);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 16, c + 48, c160, c161);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 24, c + 48, c162, c163);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 16, c + 56, c170, c171);
+        MmaGemmKernels.StorePair<TOut, TOutStore>(scale, bias, gate, aux, y, s, r + 24, c + 56, c172, c173);
     }
 }

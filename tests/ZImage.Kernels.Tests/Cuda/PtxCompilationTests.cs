@@ -40,7 +40,7 @@ public sealed class PtxCompilationTests
     private static void AssertTensorCoreKernelsUseTheTensorCores(IReadOnlyList<PtxKernelReport> reports)
     {
         var mma = reports.Where(r => r.Family is "MmaGemmKernels" or "MmaAttentionKernels").ToList();
-        Assert.Equal(10 * PtxCompiler.DefaultArchitectures.Count, mma.Count);   // 4 GEMM + 6 attention instantiations
+        Assert.Equal(12 * PtxCompiler.DefaultArchitectures.Count, mma.Count);   // 4 bf16-weight GEMM + 2 8-bit GEMM + 6 attention instantiations
         Assert.All(mma, r =>
         {
             Assert.Equal("gpu", r.Variant);

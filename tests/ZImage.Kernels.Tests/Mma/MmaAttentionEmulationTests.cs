@@ -17,9 +17,9 @@ public sealed class MmaAttentionEmulationTests(MmaFixture fx) : IClassFixture<Mm
     public static TheoryData<int, int, int, int, int, bool, int, bool, int> Cases => new()
     {
         // dh, sq, sk, hq, hkv, causal, validKeys, bf16 inputs, warps
-        { 16, 40, 40, 2, 1, false, -1, false, 1 },   // GQA (2 query heads on one KV head), ragged Sq and Sk, 2 key tiles
+        { 16, 20, 40, 2, 1, false, -1, false, 1 },   // GQA (2 query heads on one KV head), ragged Sq and Sk, 2 key tiles
         { 32, 24, 24, 2, 2, true, -1, true, 1 },     // causal, bf16 inputs through cp.async
-        { 128, 16, 40, 1, 1, false, 37, false, 1 },  // real head dim, caption padding mask (keys 37..39 ignored)
+        { 128, 16, 24, 1, 1, false, 21, false, 1 },  // real head dim, caption padding mask (keys 21..23 ignored)
         { 16, 40, 20, 1, 1, false, 13, true, 2 },    // two warps per block, padding inside the only key tile
     };
 
@@ -55,7 +55,7 @@ public sealed class MmaAttentionEmulationTests(MmaFixture fx) : IClassFixture<Mm
     [Fact]
     public void AWrongFragmentLaneMappingMakesTheAttentionWrong()
     {
-        const int dh = 16, s = 20;
+        const int dh = 16, s = 16;
         var rng = new Random(11);
         var (q, _) = MmaReference.Bf16Random(rng, s * dh, 2f);
         var (k, _) = MmaReference.Bf16Random(rng, s * dh, 2f);

@@ -18,7 +18,7 @@ public sealed class MmaGemmEmulationTests(MmaFixture fx) : IClassFixture<MmaFixt
     {
         // m, n, k, bf16 activations, warpsM, warpsN
         { 20, 72, 72, false, 1, 1 },   // ragged M and N (two blocks along N), K % 8 == 0 (W through cp.async), 3 K tiles: the ring wraps
-        { 17, 66, 37, true, 1, 1 },    // K % 8 != 0: every operand staged element by element, ragged last K chunk
+        { 17, 60, 37, true, 1, 1 },    // K % 8 != 0: every operand staged element by element, ragged last K chunk
         { 16, 8, 16, true, 1, 1 },     // one mma tile, mostly padding
         { 40, 64, 32, true, 2, 1 },    // two warps along M (the second one ragged), bf16 activations through cp.async
         { 24, 100, 32, false, 1, 2 },  // two warps along N, the second one ragged
@@ -107,11 +107,48 @@ public sealed class MmaGemmEmulationTests(MmaFixture fx) : IClassFixture<MmaFixt
         Assert.Throws<InvalidOperationException>(() => portable.Linear(y.View, w.View, default, y.View, 8, 8, 8));
     }
 
+    [Fact]
+    public void EightBitWeightsAreDequantizedInRegistersAndScaledPerChannel()
+    {
+        const int m = 20, n = 40, k = 32;
+        var rng = new Random(9);
+        var (x, _) = MmaReference.Bf16Random(rng, m * k);
+        var wf = MmaReference.Bf16Random(rng, n * k).Values;
+        var bias = MmaReference.Bf16Random(rng, n).Values;
+        var i8 = new sbyte[n * k];
+        var f8 = new byte[n * k];
+        var s8 = new float[n];
+        var sf8 = new float[n];
+        Quant8.QuantizeInt8(wf, n, k, i8, s8);
+        Quant8.QuantizeFp8E4M3(wf, n, k, f8, sf8);
+        var acc = fx.Accelerator;
+        using var dx = acc.Allocate1D(x);
+        using var di8 = acc.Allocate1D(i8);
+        using var df8 = acc.Allocate1D(f8);
+        using var ds8 = acc.Allocate1D(s8);
+        using var dsf8 = acc.Allocate1D(sf8);
+        using var db = acc.Allocate1D(bias);
+        using var dy = acc.Allocate1D<float>(m * n);
+        fx.Gemm.Tiling = MmaTiling.SingleWarp;
+
+        dy.CopyFromCPU(Enumerable.Repeat(float.NaN, m * n).ToArray());
+        fx.Gemm.LinearInt8(dx.View, di8.View, ds8.View, db.View, dy.View, m, n, k);
+        acc.Synchronize();
+        var int8Expected = Linear(x, [.. i8.Select((c, i) => c * s8[i / k])], bias, m, n, k);
+        Assert.True(MmaReference.RelativeError(int8Expected, dy.GetAsArray1D()) < Tol);
+
+        dy.CopyFromCPU(Enumerable.Repeat(float.NaN, m * n).ToArray());
+        fx.Gemm.LinearFp8E4M3(dx.View, df8.View, dsf8.View, db.View, dy.View, m, n, k);
+        acc.Synchronize();
+        var fp8Expected = Linear(x, [.. f8.Select((c, i) => Quant8.Fp8E4M3ToFloat(c) * sf8[i / k])], bias, m, n, k);
+        Assert.True(MmaReference.RelativeError(fp8Expected, dy.GetAsArray1D()) < Tol);
+    }
+
     private double RunWith<TLayout>(float[] x, ushort[] wBits, int m, int n, int k, double[] expected)
         where TLayout : struct, IMmaLaneLayout
     {
-        var kernel = fx.Accelerator.LoadKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>(
-            MmaGemmKernels.GemmKernel<float, F32Activation, float, F32Output, LayoutMma<TLayout>>);
+        var kernel = fx.Accelerator.LoadKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MmaGemmShape>(
+            MmaGemmKernels.GemmKernel<float, F32Activation, ushort, Bf16Weight, float, F32Output, LayoutMma<TLayout>>);
         using var dx = fx.Accelerator.Allocate1D(x);
         using var dw = fx.Accelerator.Allocate1D(wBits);
         using var dy = fx.Accelerator.Allocate1D<float>(m * n);
