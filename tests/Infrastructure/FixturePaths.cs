@@ -41,6 +41,12 @@ public static class FixturePaths
     public static string EditReferenceDir =>
         Environment.GetEnvironmentVariable("ZIMAGE_EDIT_REFERENCE_DIR") is { Length: > 0 } env ? Path.GetFullPath(env) : Path.Combine(FixturesDir, "tiny-zimage-edit-reference");
 
+    /// <summary>
+    /// The public edit references' LoRA files (<c>lora_diffusers</c>, <c>lora_kohya</c>, <c>lora_diffusion_model</c>),
+    /// whatever <c>ZIMAGE_EDIT_REFERENCE_DIR</c> says: tests that are not parity tests rely on their exact content.
+    /// </summary>
+    public static string PublicLoraFixtures => Path.Combine(FixturesDir, "tiny-zimage-edit-reference", "lora");
+
     /// <summary>The allocator traces and expected statistics.</summary>
     public static string AllocatorFixtures => Path.Combine(FixturesDir, "allocator");
 }

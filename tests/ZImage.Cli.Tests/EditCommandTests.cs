@@ -22,7 +22,7 @@ public sealed class EditCommandTests
         return Path.Combine(Scratch, name);
     }
 
-    private static string Lora(string name) => Path.Combine(FixturePaths.EditReferenceDir, "lora", name);
+    private static string Lora(string name) => Path.Combine(FixturePaths.PublicLoraFixtures, name);
 
     private static bool WriteFiles()
     {

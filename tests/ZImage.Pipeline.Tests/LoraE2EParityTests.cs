@@ -46,16 +46,18 @@ public sealed class LoraE2EParityTests(ITestOutputHelper output)
         });
         using var _ = pipeline;
         float g = c.Param<float>("guidance_scale");
-        var result = await pipeline.GenerateAsync(new GenerationRequest
+        var request = new GenerationRequest
         {
             Prompt = c.Param<string>("prompt"),
+            NegativePrompt = c.Params.TryGetProperty("negative_prompt", out var n) && n.ValueKind == System.Text.Json.JsonValueKind.String ? n.GetString() : null,
             Width = w,
             Height = h,
             Steps = steps,
             Guidance = g,
             Mode = g > 0 ? GenerationMode.Standard : GenerationMode.Turbo,
             InitialLatents = new LatentTensor(latents.Data, latents.Shape),
-        });
+        };
+        var result = await pipeline.GenerateAsync(request);
 
         float[] sigmas = engine.Sigmas(steps);
         var derived = new Dictionary<string, float[]>(StringComparer.Ordinal)
@@ -67,15 +69,18 @@ public sealed class LoraE2EParityTests(ITestOutputHelper output)
         int compared = ReferenceOutputs.CompareAll(c, engine.Recorded, derived, result, output);
         Assert.True(compared >= 2 * steps + 6, $"{name}: only {compared} outputs compared.");
         // The LoRA changes the run: without it the final latents are the case's debug/final_latents_without_lora.
-        double change = c.Param<double>("max_abs_final_latents_change_vs_no_lora");
-        var without = c.LoadFloat("debug/final_latents_without_lora").Data;
-        Assert.True(engine.Recorded["final_latents"].Zip(without).Max(p => Math.Abs(p.First - p.Second)) > change / 2, $"{name}: the LoRA did not change the run.");
+        if (c.Intermediates.Any(i => i.Name == "debug/final_latents_without_lora"))
+        {
+            var without = c.LoadFloat("debug/final_latents_without_lora").Data;
+            double change = engine.Recorded["final_latents"].Zip(without).Max(p => Math.Abs(p.First - p.Second));
+            Assert.True(change > 100 * c.ToleranceFor("final_latents").RecommendedMaxAbs, $"{name}: the LoRA changed the final latents by only {change}.");
+        }
 
         ReferenceOutputs.AssertPlannedEqualsMeasured(name, result);
         Assert.Equal(OffloadMode.All, engine.Inner.Strategy.Offload);
         Assert.True(result.Plan.UploadedBytesPerStep > 0 && engine.Inner.TransformerStreaming.UploadedBytes == steps * result.Plan.UploadedBytesPerStep,
             $"{name}: uploaded {engine.Inner.TransformerStreaming.UploadedBytes} B over {steps} steps; planned {result.Plan.UploadedBytesPerStep} B per step");
-        Assert.Equal(pipeline.Plan(new GenerationRequest { Prompt = c.Param<string>("prompt"), Width = w, Height = h, Steps = steps, Guidance = g }).Stages.Select(s => s.PeakBytes),
+        Assert.Equal(pipeline.Plan(request).Stages.Select(s => s.PeakBytes),
             result.Stages.Select(s => s.MeasuredPeakBytes));
 
         string expected = $"{Path.GetFileName(lora)}:{scale.ToString("0.###", CultureInfo.InvariantCulture)}";

@@ -11,12 +11,9 @@ namespace ZImage.Models.Tests.Lora;
 /// <summary>LoRA files that do not fit (typed errors listing the keys), several LoRAs at once, and <see cref="LoraSpec"/> parsing.</summary>
 public sealed class LoraAdapterTests
 {
-    private static ReferenceCase WeightsCase => EditReferenceManifest.OfKind("lora").First(r => LoraParityTests.Variant(r) == "weights");
+    private static string DiffusersFile => Path.Combine(FixturePaths.PublicLoraFixtures, "lora_diffusers.safetensors");
 
-    private static string DiffusersFile => Path.Combine(WeightsCase.ReferenceDir, WeightsCase.File);
-
-    private static string OtherFile(string name) =>
-        Path.Combine(WeightsCase.ReferenceDir, WeightsCase.Raw.GetProperty("other_files").EnumerateArray().Select(e => e.GetString()!).First(f => f.Contains(name, StringComparison.Ordinal)));
+    private static string KohyaFile => Path.Combine(FixturePaths.PublicLoraFixtures, "lora_kohya.safetensors");
 
     [Fact]
     public void LoraForAnotherModelIsRejectedListingItsKeys()
@@ -92,7 +89,7 @@ public sealed class LoraAdapterTests
     {
         using var model = LoraParityTests.OpenTransformer();
         var diffusers = LoraAdapter.Load(DiffusersFile, model);
-        var kohya = LoraAdapter.Load(OtherFile("kohya"), model);
+        var kohya = LoraAdapter.Load(KohyaFile, model);
         using var once = new LoraMergedReader(model, [(diffusers, 1.0)]);
         using var halves = new LoraMergedReader(model, [(diffusers, 0.25), (kohya, 0.75)]);
         const string Weight = "layers.1.feed_forward.w2.weight";
