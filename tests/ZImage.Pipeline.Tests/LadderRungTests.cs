@@ -162,7 +162,9 @@ public class LadderRungTests
     public void AVaeTileBelowTheLatentMinimumOrThatDoesNotTileIsATypedError(int tile)
     {
         var e = Assert.Throws<VaeTileSizeException>(() => StrategyChooser.Candidates(new ResidencyOptions { VaeTileSize = tile }, WeightFormat.BF16));
-        Assert.NotNull(e.ParamName);
+        Assert.Equal("--vae-tile-size", e.ParamName);
+        Assert.Equal(tile, e.ActualValue);
+        Assert.Contains("at least 32 px", e.Message);
         Assert.Throws<VaeTileSizeException>(() => ZImageEngine.CreatePlanning(ZImageConfig.Turbo, ByteSize.GiB,
             strategy: new ResidencyStrategy(OffloadMode.None, WeightFormat.BF16, ActivationFormat.F32, true, "") { VaeTileSize = tile }));
     }
