@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
 
 namespace ZImage.Kernels;
 
@@ -33,6 +34,28 @@ public sealed class KernelContext
         // Portable kernels split work into this many coarse chunks: enough to fill the simulator's threads
         // (and a GPU's SMs when forced there), few enough that per-thread overhead stays negligible.
         PortableChunks = isCpu ? Math.Max(1, Environment.ProcessorCount) * 2 : accelerator.NumMultiprocessors * 32;
+        _tensorCores = Variant == KernelVariant.Gpu && accelerator is CudaAccelerator cuda && cuda.Architecture >= new CudaArchitecture(8, 0);
+    }
+
+    private readonly bool _tensorCores;
+
+    /// <summary>
+    /// Whether the tensor-core (<c>mma.sync</c>) kernels of <c>ZImage.Kernels.Mma</c> replace the SIMT GPU kernels where
+    /// they apply (bf16-weight GEMMs, attention with head dim 16/32/128). Defaults to true for the GPU variant on CUDA
+    /// devices of compute capability 8.0 and newer (Ampere, Ada, Hopper) and false everywhere else. Setting it true on
+    /// another GPU-variant context with 32-lane warps runs the same kernels, e.g. through the fragment emulator on a
+    /// GPU-shaped CPU accelerator; false keeps the SIMT kernels.
+    /// </summary>
+    /// <exception cref="ArgumentException">Set to true on a portable context or one without 32-lane warps.</exception>
+    public bool TensorCores
+    {
+        get => _tensorCores;
+        init
+        {
+            if (value && (Variant != KernelVariant.Gpu || Accelerator.WarpSize != 32))
+                throw new ArgumentException($"TensorCores needs the GPU variant with 32-lane warps; this context is {Variant} with warp {Accelerator.WarpSize}.", nameof(TensorCores));
+            _tensorCores = value;
+        }
     }
 
     /// <summary>The accelerator kernels are loaded on.</summary>

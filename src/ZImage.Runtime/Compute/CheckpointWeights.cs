@@ -186,7 +186,7 @@ public sealed partial class CheckpointWeights : IWeightProvider, Residency.IStre
         }
     }
 
-    private static void CopyBytes(Tensor tensor, long startElement, int count, ReadOnlySpan<byte> payload)
+    internal static void CopyBytes(Tensor tensor, long startElement, int count, ReadOnlySpan<byte> payload)
     {
         int elem = Tensor.ElementSize(tensor.DType);
         ArrayView<byte> view = tensor.Allocation.GetView<byte>((tensor.ElementOffset + tensor.ElementCount) * elem)

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using ZImage.Kernels;
+using ZImage.Kernels.Mma;
 
 namespace ZImage.Runtime.Compute;
 
@@ -30,6 +31,12 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         Conv = new ConvKernels(context);
         Diffusion = new DiffusionKernels(context);
         QuantGemm = new QuantGemmKernels(context);
+        if (context.TensorCores)
+        {
+            // sm_80+: bf16- and 8-bit-weight GEMMs and attention run on the tensor cores; the SIMT kernels stay for the rest.
+            MmaGemm = new MmaGemmKernels(context);
+            MmaAttention = new MmaAttentionKernels(context);
+        }
         // Model-specific kernels (transpose) compile here too, so warm-up covers every kernel a generation launches.
         WarmUpModelKernels();
     }
@@ -48,6 +55,8 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
     internal ConvKernels Conv { get; }
     internal DiffusionKernels Diffusion { get; }
     internal QuantGemmKernels QuantGemm { get; }
+    internal MmaGemmKernels? MmaGemm { get; }
+    internal MmaAttentionKernels? MmaAttention { get; }
 
     /// <inheritdoc />
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y)
@@ -58,7 +67,10 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         switch (w.DType)
         {
             case TensorDType.F32: Gemm.Linear(x.F32, w.F32, b, y.F32, m, n, k); break;
+            case TensorDType.BF16 when MmaGemm is not null: MmaGemm.Linear(x.F32, w.BF16, b, y.F32, m, n, k); break;
             case TensorDType.BF16: Gemm.Linear(x.F32, w.BF16, b, y.F32, m, n, k); break;
+            case TensorDType.I8 when MmaGemm is not null: MmaGemm.LinearInt8(x.F32, w.I8, w.QuantScales, b, y.F32, m, n, k); break;
+            case TensorDType.F8E4M3 when MmaGemm is not null: MmaGemm.LinearFp8E4M3(x.F32, w.F8E4M3, w.QuantScales, b, y.F32, m, n, k); break;
             case TensorDType.I8: QuantGemm.LinearInt8(x.F32, w.I8, w.QuantScales, b, y.F32, m, n, k); break;
             case TensorDType.F8E4M3: QuantGemm.LinearFp8E4M3(x.F32, w.F8E4M3, w.QuantScales, b, y.F32, m, n, k); break;
             default: Gemm.Linear(x.F32, w.F16, b, y.F32, m, n, k); break;
@@ -112,7 +124,10 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
     {
         var (sq, sk, hq, hkv, dh) = OpValidation.Attention(q, k, v, scale, o);
         if (sq == 0) return;
-        AttentionKernels.Forward(q.F32, k.F32, v.F32, o.F32, sq, sk, hq, hkv, dh, scale, causal);
+        if (MmaAttention is not null && MmaAttentionKernels.SupportsHeadDim(dh))
+            MmaAttention.Forward(q.F32, k.F32, v.F32, o.F32, sq, sk, hq, hkv, dh, scale, causal);
+        else
+            AttentionKernels.Forward(q.F32, k.F32, v.F32, o.F32, sq, sk, hq, hkv, dh, scale, causal);
     }
 
     /// <inheritdoc />
@@ -302,6 +317,7 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         if (_disposed) return;
         _disposed = true;
         Diffusion.Dispose();
+        MmaGemm?.Dispose();
     }
 
     private static ArrayView<float> Opt(Tensor? t) => t is null ? default : t.F32;

@@ -1,3 +1,4 @@
+using ZImage.Kernels.Tests.Infrastructure;
 using System.Reflection;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
@@ -29,6 +30,32 @@ public sealed class PtxCompilationTests
         Assert.Contains(entries, e => e is { Family: "GemmKernels", Name: "GpuKernel<UInt16,Bf16Widener>", Variant: "gpu", IsExplicitlyGrouped: true });
         Assert.Contains(entries, e => e is { Family: "ConvKernels", Name: "ConvPortable<Half,ConvWeightF16>", Variant: "portable" });
         Assert.All(reports, r => Assert.Contains(".entry", r.Ptx!, StringComparison.Ordinal));
+        AssertTensorCoreKernelsUseTheTensorCores(reports);
+    }
+
+    /// <summary>
+    /// The mma families' GPU kernels carry the tensor-core instructions in their PTX (inline asm, not the emulator),
+    /// address shared memory through the one static allocation their asm names, and stage asm operands only through
+    /// 4-byte slots (asm_slot_bytes), never other local memory.
+    /// </summary>
+    private static void AssertTensorCoreKernelsUseTheTensorCores(IReadOnlyList<PtxKernelReport> reports)
+    {
+        var mma = reports.Where(r => r.Family is "MmaGemmKernels" or "MmaAttentionKernels").ToList();
+        Assert.Equal(12 * PtxCompiler.DefaultArchitectures.Count, mma.Count);   // 4 bf16-weight GEMM + 2 8-bit GEMM + 6 attention instantiations
+        Assert.All(mma, r =>
+        {
+            Assert.Equal("gpu", r.Variant);
+            Assert.Contains("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", r.Ptx!, StringComparison.Ordinal);
+            Assert.Contains("ldmatrix.sync.aligned.m8n8.x4.shared.b16", r.Ptx!, StringComparison.Ordinal);
+            Assert.Contains("cp.async.commit_group", r.Ptx!, StringComparison.Ordinal);
+            Assert.Contains(".shared .align 2 .b8 __shared_alloca0[49152]", r.Ptx!, StringComparison.Ordinal);
+            Assert.DoesNotContain("__shared_alloca1", r.Ptx!, StringComparison.Ordinal);
+            Assert.Equal(0L, r.LocalBytes);
+            Assert.True(r.AsmSlotBytes > 0, $"{r.Name}: no asm operand slots");
+        });
+        Assert.All(mma.Where(r => r.Family == "MmaAttentionKernels"), r =>
+            Assert.Contains("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16", r.Ptx!, StringComparison.Ordinal));
+        Assert.Contains(mma, r => r.Ptx!.Contains("cp.async.cg.shared.global", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -47,6 +74,7 @@ public sealed class PtxCompilationTests
     }
 
     [Theory]
+    [NotPerBackend("parses the architecture list; no kernel runs")]
     [InlineData("sm_75x")]
     [InlineData("compute_80")]
     [InlineData(" , ")]
