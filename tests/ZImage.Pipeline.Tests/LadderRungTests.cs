@@ -155,6 +155,28 @@ public class LadderRungTests
         Assert.All(StrategyChooser.Candidates(new ResidencyOptions { VaeTiling = VaeTilingMode.On }, WeightFormat.BF16), c => Assert.True(c.VaeTiling));
     }
 
+    [Fact]
+    public void WhenOnlyAnEightBitRungFitsTheLosslessRefusalNamesIt()
+    {
+        // A synthetic device on which only int8 weights with text-encoder offload fit (peak 2 GiB, 1 GiB free otherwise).
+        MemoryPlan Plan(ResidencyStrategy s) => new()
+        {
+            DeviceBytes = 8 * ByteSize.GiB, SystemReserveBytes = 0, BufferBytes = 0, BaseBytes = 6 * ByteSize.GiB,
+            InferenceBytes = s.IsLossy && s.Offload == OffloadMode.TextEncoder && !s.VaeTiling ? 2 * ByteSize.GiB : ByteSize.GiB,
+            Stages = [new StagePlan("vae-decode", 2 * ByteSize.GiB)], Strategy = s,
+        };
+        var options = new ResidencyOptions { HostMemory = "64GiB" };
+        var (refused, plan) = StrategyChooser.Choose(options, WeightFormat.BF16, Plan);
+        Assert.False(plan.Fits);
+        Assert.False(refused.IsLossy);
+        Assert.StartsWith("nothing fits: ", refused.Reason);
+        Assert.EndsWith("; fits with --offload text-encoder --weights int8", refused.Reason);
+        options.AllowLossy = true;
+        var (chosen, lossyPlan) = StrategyChooser.Choose(options, WeightFormat.BF16, Plan);
+        Assert.True(lossyPlan.Fits);
+        Assert.Equal((OffloadMode.TextEncoder, WeightFormat.Int8, false), (chosen.Offload, chosen.Weights, chosen.VaeTiling));
+    }
+
     [Theory]
     [InlineData(16)]
     [InlineData(0)]
@@ -162,7 +184,9 @@ public class LadderRungTests
     public void AVaeTileBelowTheLatentMinimumOrThatDoesNotTileIsATypedError(int tile)
     {
         var e = Assert.Throws<VaeTileSizeException>(() => StrategyChooser.Candidates(new ResidencyOptions { VaeTileSize = tile }, WeightFormat.BF16));
-        Assert.NotNull(e.ParamName);
+        Assert.Equal("--vae-tile-size", e.ParamName);
+        Assert.Equal(tile, e.ActualValue);
+        Assert.Contains("at least 32 px", e.Message);
         Assert.Throws<VaeTileSizeException>(() => ZImageEngine.CreatePlanning(ZImageConfig.Turbo, ByteSize.GiB,
             strategy: new ResidencyStrategy(OffloadMode.None, WeightFormat.BF16, ActivationFormat.F32, true, "") { VaeTileSize = tile }));
     }

@@ -34,8 +34,7 @@ internal sealed class ResidencyCliOptions
         if (CliOptions.Size("--host-memory", parse.GetValue(HostMemory)) is { } host) target.HostMemory = host;
         if (parse.GetValue(VaeTileSize) is { } tile)
         {
-            _ = Runtime.Models.Vae.VaeTileSettings.FromSampleSize(tile); // typed error naming the value and the allowed range
-            target.VaeTileSize = tile;
+            target.VaeTileSize = ResidencyNames.ValidateVaeTileSize(tile); // typed error naming the value and the allowed range
         }
         target.AllowLossy = parse.GetValue(AllowLossy);
     }

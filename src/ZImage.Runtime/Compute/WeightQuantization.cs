@@ -68,35 +68,19 @@ public static class WeightQuantization
 
     /// <summary>
     /// Materialises a quantised matrix on the device: <paramref name="readRows"/> fills host floats for a range of rows
-    /// (the caller's conversion, plus any LoRA merge), then each chunk of rows is quantised and its codes written;
-    /// the scales are written last. Works in chunks of about <paramref name="chunkElements"/> weights so no second
-    /// full-size host copy is needed.
+    /// (the caller's conversion, plus any LoRA merge), <see cref="WriteHost"/> quantises them into the codes-then-scales
+    /// layout (a host block of a quarter of the float32 size), which is uploaded in one copy.
     /// </summary>
     /// <param name="destination">A quantised <c>[N,K]</c> tensor (may be a ring-slot view).</param>
     /// <param name="readRows">Fills <c>rowCount·K</c> floats for rows <c>start .. start+rowCount-1</c>.</param>
-    /// <param name="chunkElements">Weights per chunk (at least one row).</param>
+    /// <param name="chunkElements">Weights converted per chunk (at least one row).</param>
     public static void Write(Tensor destination, ReadRows readRows, int chunkElements = 1 << 20)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        ArgumentNullException.ThrowIfNull(readRows);
         if (!IsQuantized(destination.DType)) throw new ArgumentException($"{destination} is not a quantised matrix.", nameof(destination));
-        int rows = destination.Shape[0], cols = destination.Shape[1];
-        if (rows == 0 || cols == 0) return;
-        int chunkRows = Math.Max(1, Math.Min(rows, chunkElements / cols));
-        var floats = new float[(long)chunkRows * cols];
-        var codes = new byte[floats.Length];
-        var scales = new float[rows];
-        ArrayView<byte> codeView = destination.Allocation.GetView<byte>(destination.ElementOffset + destination.ElementCount)
-            .SubView(destination.ElementOffset, destination.ElementCount);
-        for (int start = 0; start < rows; start += chunkRows)
-        {
-            int n = Math.Min(chunkRows, rows - start);
-            var f = floats.AsSpan(0, n * cols);
-            readRows(start, n, f);
-            Quantize(destination.DType, f, n, cols, codes.AsSpan(0, n * cols), scales.AsSpan(start, n));
-            codeView.SubView((long)start * cols, (long)n * cols).CopyFromCPU(new ReadOnlySpan<byte>(codes, 0, n * cols));
-        }
-        destination.QuantScales.CopyFromCPU(scales);
+        var host = new byte[destination.ByteCount];
+        WriteHost(destination.DType, destination.Shape, readRows, host, chunkElements);
+        destination.Allocation.GetView<byte>(destination.ElementOffset + host.Length).SubView(destination.ElementOffset, host.Length).CopyFromCPU(host);
     }
 
     /// <summary>

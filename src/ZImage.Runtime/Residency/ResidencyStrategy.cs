@@ -211,6 +211,22 @@ public static class ResidencyNames
         _ => throw Bad("--dtype", value, DTypeValues),
     };
 
+    /// <summary>Checks a VAE tile size in pixels (<c>--vae-tile-size</c>) and returns it.</summary>
+    /// <exception cref="Models.Vae.VaeTileSizeException">Below 32 px (4 latents, the minimum) or not a multiple of 32 px (with overlap 0.25 the tiles would not cover the image).</exception>
+    public static int ValidateVaeTileSize(int pixels)
+    {
+        try
+        {
+            _ = Models.Vae.VaeTileSettings.FromSampleSize(pixels);
+            return pixels;
+        }
+        catch (Models.Vae.VaeTileSizeException)
+        {
+            throw new Models.Vae.VaeTileSizeException("--vae-tile-size", pixels,
+                $"--vae-tile-size {pixels} px is not allowed: tiles must be at least {Models.Vae.VaeTileSettings.MinTileLatentSize * 8} px ({Models.Vae.VaeTileSettings.MinTileLatentSize} latents) and a multiple of 32 px (64, 128, 256, 512, ...).");
+        }
+    }
+
     /// <summary>The CLI spelling.</summary>
     public static string Name(OffloadMode m) => m switch { OffloadMode.TextEncoder => "text-encoder", _ => m.ToString().ToLowerInvariant() };
     /// <summary>The CLI spelling.</summary>

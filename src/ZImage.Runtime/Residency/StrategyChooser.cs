@@ -64,7 +64,7 @@ public static class StrategyChooser
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.Activations != ActivationFormat.F32) throw new RungNotAvailableException("--activations", ResidencyNames.Name(options.Activations));
-        _ = Models.Vae.VaeTileSettings.FromSampleSize(options.VaeTileSize);
+        ResidencyNames.ValidateVaeTileSize(options.VaeTileSize);
         var weights = options.Weights == WeightFormat.Auto ? defaultWeights : options.Weights;
         var lossless = Ladder(options, weights);
         if (options.Weights != WeightFormat.Auto || !options.AllowLossy || weights is WeightFormat.Int8 or WeightFormat.Fp8)
