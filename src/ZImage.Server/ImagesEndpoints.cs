@@ -219,38 +219,32 @@ internal sealed record WireRequest(string Prompt, int N, string? Size, string Re
     public static WireRequest Parse(JsonElement root)
     {
         if (root.ValueKind != JsonValueKind.Object) throw new WireException("", "The request body must be a JSON object.");
-        string prompt = Str(root, "prompt") ?? throw new WireException("prompt", "prompt is required (a non-empty string).");
-        if (string.IsNullOrWhiteSpace(prompt)) throw new WireException("prompt", "prompt must not be empty.");
-        string format = Str(root, "response_format") ?? "b64_json";
-        if (format is not ("b64_json" or "url"))
-            throw new WireException("response_format", $"response_format = \"{format}\" is invalid; allowed: \"b64_json\" or \"url\".");
-        if (Str(root, "output_format") is { } of && of != "png")
-            throw new WireException("output_format", $"output_format = \"{of}\" is invalid; this server writes \"png\" only.");
-        if (root.TryGetProperty("stream", out var stream) && stream.ValueKind == JsonValueKind.True)
-            throw new WireException("stream", "stream = true is not supported; follow GET /v1/events for progress and previews.");
-        string? size = Str(root, "size");
-        if (size == "auto") size = null;
-        return new WireRequest(prompt, (int?)Int(root, "n") ?? 1, size, format, Str(root, "negative_prompt"),
-            (int?)Int(root, "steps"), Num(root, "guidance"), Int(root, "seed"), Str(root, "mode"));
+        return Checked(Str(root, "prompt"), Str(root, "response_format"), Str(root, "output_format"),
+            root.TryGetProperty("stream", out var stream) && stream.ValueKind == JsonValueKind.True, Str(root, "size"),
+            (int?)Int(root, "n"), Str(root, "negative_prompt"), (int?)Int(root, "steps"), Num(root, "guidance"), Int(root, "seed"), Str(root, "mode"));
     }
 
     /// <summary>The same fields from a multipart form (the edit endpoint): every value is text there.</summary>
-    public static WireRequest FromForm(IFormCollection form)
+    public static WireRequest FromForm(IFormCollection form) =>
+        Checked(FormStr(form, "prompt"), FormStr(form, "response_format"), FormStr(form, "output_format"),
+            FormStr(form, "stream") is { } stream && stream.Equals("true", StringComparison.OrdinalIgnoreCase), FormStr(form, "size"),
+            FormNum(form, "n", int.Parse), FormStr(form, "negative_prompt"), FormNum(form, "steps", int.Parse),
+            FormNum(form, "guidance", float.Parse), FormNum(form, "seed", long.Parse), FormStr(form, "mode"));
+
+    // The checks both wire forms share; ranges are the pipeline's (its errors name the field too).
+    private static WireRequest Checked(string? prompt, string? format, string? outputFormat, bool stream, string? size,
+        int? n, string? negativePrompt, int? steps, float? guidance, long? seed, string? mode)
     {
-        string prompt = FormStr(form, "prompt") ?? throw new WireException("prompt", "prompt is required (a non-empty string).");
+        if (prompt is null) throw new WireException("prompt", "prompt is required (a non-empty string).");
         if (string.IsNullOrWhiteSpace(prompt)) throw new WireException("prompt", "prompt must not be empty.");
-        string format = FormStr(form, "response_format") ?? "b64_json";
+        format ??= "b64_json";
         if (format is not ("b64_json" or "url"))
             throw new WireException("response_format", $"response_format = \"{format}\" is invalid; allowed: \"b64_json\" or \"url\".");
-        if (FormStr(form, "output_format") is { } of && of != "png")
-            throw new WireException("output_format", $"output_format = \"{of}\" is invalid; this server writes \"png\" only.");
-        if (FormStr(form, "stream") is { } stream && stream.Equals("true", StringComparison.OrdinalIgnoreCase))
+        if (outputFormat is not (null or "png"))
+            throw new WireException("output_format", $"output_format = \"{outputFormat}\" is invalid; this server writes \"png\" only.");
+        if (stream)
             throw new WireException("stream", "stream = true is not supported; follow GET /v1/events for progress and previews.");
-        string? size = FormStr(form, "size");
-        if (size == "auto") size = null;
-        return new WireRequest(prompt, FormNum(form, "n", int.Parse) ?? 1, size, format,
-            FormStr(form, "negative_prompt"), FormNum(form, "steps", int.Parse), FormNum(form, "guidance", float.Parse),
-            FormNum(form, "seed", long.Parse), FormStr(form, "mode"));
+        return new WireRequest(prompt, n ?? 1, size == "auto" ? null : size, format, negativePrompt, steps, guidance, seed, mode);
     }
 
     internal static string? FormStr(IFormCollection form, string name)

@@ -180,7 +180,7 @@ public sealed class ZImageEngine : IGenerationEngine
     public RingReport Streaming => (_textEncoder?.Streaming ?? default) + (_transformer?.Streaming ?? default);
 
     /// <summary>
-    /// Sets the rung of the memory ladder the next <see cref="Load(BudgetGuard?, CancellationToken)"/> builds (offload, weight format; activations and
+    /// Sets the rung of the memory ladder the next <see cref="Load"/> builds (offload, weight format; activations and
     /// tiling must be the ones that have landed). Only before loading.
     /// </summary>
     /// <exception cref="InvalidOperationException">The engine is already loaded.</exception>
@@ -233,10 +233,12 @@ public sealed class ZImageEngine : IGenerationEngine
     /// fetched, returns the cached segments to the device and leaves the engine unloaded; calling Load again retries
     /// from scratch. A completed load makes later calls no-ops.
     /// </remarks>
-    public void Load(BudgetGuard? budget, CancellationToken cancellationToken) => Load(budget, null, cancellationToken);
+    public void Load(BudgetGuard? budget, CancellationToken cancellationToken) => LoadStages(budget, null, cancellationToken);
 
     /// <inheritdoc />
-    public void Load(BudgetGuard? budget, Action<LoadStage>? stageStarting, CancellationToken cancellationToken)
+    void IGenerationEngine.Load(BudgetGuard? budget, Action<LoadStage>? stageStarting, CancellationToken cancellationToken) => LoadStages(budget, stageStarting, cancellationToken);
+
+    private void LoadStages(BudgetGuard? budget, Action<LoadStage>? stageStarting, CancellationToken cancellationToken)
     {
         if (_ctx is not null) return;
         IDeviceAllocator device = _allocatorDecorator?.Invoke(_caching) ?? _caching;
@@ -283,10 +285,9 @@ public sealed class ZImageEngine : IGenerationEngine
             stageStarting?.Invoke(LoadStage.Transformer);
             transformer = new ZImageTransformer(TransformerDimsOf(_config.Transformer), tr, ctx, _strategy.TransformerPlacement);
             cancellationToken.ThrowIfCancellationRequested();
+            stageStarting?.Invoke(LoadStage.Vae);
             // Offload keeps the streamed layers in host memory: refuse, typed, before anything else is built.
             if (!IsPlanning) { var rings = textEncoder.Streaming + transformer.Streaming; HostMemory.Ensure(_strategy.Offload, rings.HostBytes + rings.StagingBytes, _hostMemory); }
-            cancellationToken.ThrowIfCancellationRequested();
-            stageStarting?.Invoke(LoadStage.Vae);
             var vaeDecoder = new VaeDecoder(_config.Vae, vae, ctx);
             // With image editing on, the encoder (img2img, inpaint) is resident too: the base is the same whatever the request.
             var vaeEncoder = _editing ? new VaeEncoder(_config.Vae, vae, ctx) : null;
