@@ -10,12 +10,6 @@ namespace ZImage.Fuzz;
 /// </summary>
 public sealed record FuzzTarget(string Name, IReadOnlyList<byte[]> Seeds, Action<byte[]> Run, IReadOnlyList<Type> Allowed, IReadOnlyList<byte[]> Dictionary)
 {
-    /// <summary>
-    /// Recognises a bug that is already filed and being fixed elsewhere (counted as "known", not as a new crash, so the
-    /// run keeps looking for others); null when none is open.
-    /// </summary>
-    public Func<Exception, bool>? KnownOpenBug { get; init; }
-
     /// <summary>Whether <paramref name="e"/> is one of the documented exception types (or derives from one).</summary>
     public bool IsAllowed(Exception e) => Allowed.Any(t => t.IsInstanceOfType(e));
 }
@@ -24,10 +18,10 @@ public sealed record FuzzTarget(string Name, IReadOnlyList<byte[]> Seeds, Action
 public sealed record FuzzCrash(string Target, string Signature, byte[] Input, string Details);
 
 /// <summary>Counts of one fuzz run.</summary>
-public sealed record FuzzReport(string Target, long Inputs, long Accepted, long Rejected, long KnownOpenBug, TimeSpan Elapsed, IReadOnlyList<FuzzCrash> Crashes, long Seed)
+public sealed record FuzzReport(string Target, long Inputs, long Accepted, long Rejected, TimeSpan Elapsed, IReadOnlyList<FuzzCrash> Crashes, long Seed)
 {
     public override string ToString() =>
-        $"{Target,-18} inputs {Inputs,10:N0}  accepted {Accepted,10:N0}  rejected (documented exceptions) {Rejected,10:N0}  known open bug {KnownOpenBug,7:N0}  crashes {Crashes.Count}  " +
+        $"{Target,-18} inputs {Inputs,10:N0}  accepted {Accepted,10:N0}  rejected (documented exceptions) {Rejected,10:N0}  crashes {Crashes.Count}  " +
         $"{Elapsed.TotalSeconds,7:F1} s  ({Inputs / Math.Max(1e-9, Elapsed.TotalSeconds):N0}/s)  seed {Seed}";
 }
 
@@ -54,7 +48,7 @@ public static class MutationFuzzer
         var rng = new Random(unchecked((int)seed ^ (int)(seed >> 32)) ^ StableHash(target.Name));
         var corpus = new List<byte[]>(target.Seeds);
         var crashes = new Dictionary<string, FuzzCrash>(StringComparer.Ordinal);
-        long accepted = 0, rejected = 0, known = 0, inputs = 0;
+        long accepted = 0, rejected = 0, inputs = 0;
         long startedAt = 0; // Stopwatch ticks of the running input; 0 = idle
         byte[]? current = null;
         bool done = false;
@@ -92,10 +86,6 @@ public static class MutationFuzzer
                 {
                     rejected++;
                 }
-                catch (Exception e) when (target.KnownOpenBug?.Invoke(e) == true)
-                {
-                    known++;
-                }
                 catch (Exception e)
                 {
                     string sig = Signature(e);
@@ -115,7 +105,7 @@ public static class MutationFuzzer
         }
         var list = crashes.Values.ToList();
         if (hang is not null) list.Add(hang);
-        return new FuzzReport(target.Name, inputs, accepted, rejected, known, sw.Elapsed, list, seed);
+        return new FuzzReport(target.Name, inputs, accepted, rejected, sw.Elapsed, list, seed);
     }
 
     /// <summary>Writes each crash input to <paramref name="directory"/> as <c>target-hash.bin</c> with a <c>.txt</c> beside it.</summary>

@@ -4,6 +4,7 @@ using ZImage.Tests.Infrastructure;
 
 // zimage-fuzz fuzz [--target NAME|all] [--iterations N] [--seed S] [--timeout-ms T] [--crashes DIR]
 // zimage-fuzz soak [--generations N] [--seed S]
+// zimage-fuzz replay --target NAME FILE...   (runs saved inputs once each, with their time)
 string command = args.Length > 0 ? args[0] : "help";
 string Opt(string name, string fallback)
 {
@@ -48,6 +49,27 @@ switch (command)
         }
         if (crashes > 0) Console.WriteLine($"crash inputs written to {crashDir}");
         return crashes == 0 ? 0 : 1;
+    }
+    case "replay":
+    {
+        string name = Opt("--target", "");
+        if (!FuzzTargets.Names.Contains(name))
+        {
+            Console.Error.WriteLine($"replay needs --target, one of: {string.Join(", ", FuzzTargets.Names)}.");
+            return 2;
+        }
+        var target = FuzzTargets.Create(name, Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath(), Path.Combine(FixturePaths.TinyCheckpoint, "tokenizer"));
+        int failed = 0;
+        foreach (string file in args.Skip(1).Where(a => File.Exists(a)))
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            string outcome;
+            try { target.Run(File.ReadAllBytes(file)); outcome = "accepted"; }
+            catch (Exception e) when (target.IsAllowed(e)) { outcome = "rejected: " + e.GetType().Name; }
+            catch (Exception e) { outcome = "CRASH: " + e; failed++; }
+            Console.WriteLine($"{file}: {outcome} ({sw.Elapsed.TotalMilliseconds:F1} ms)");
+        }
+        return failed == 0 ? 0 : 1;
     }
     case "soak":
     {

@@ -61,6 +61,7 @@ internal sealed record CliError(int ExitCode, string Type, string Message, strin
             InvalidGenerationRequestException g => WithOption(ExitCodes.BadInput, type, g),
             AllocatorSettingsException => new(ExitCodes.BadInput, type, "--allocator: " + OneLine(e.Message), "--allocator"),
             TraceFormatException => new(ExitCodes.BadInput, type, "--trace: " + OneLine(e.Message), "--trace"),
+            Runtime.Models.Lora.LoraFormatException => new(ExitCodes.BadInput, type, "--lora: " + OneLine(e.Message), "--lora"),
             CheckpointConfigurationException or CheckpointValidationException or SafetensorsFormatException or TokenizerFormatException
                 => new(ExitCodes.BadInput, type, "--model: " + OneLine(e.Message), "--model"),
             RequestExceedsBudgetException or BudgetLayoutException or OptionsValidationException

@@ -4,7 +4,7 @@ using ZImage.Runtime.Hosting;
 
 namespace ZImage.Server;
 
-/// <summary>Builds the ZImage web app: the OpenAI Images endpoint, memory/events/health/metrics and the page.</summary>
+/// <summary>Builds the ZImage web app: the OpenAI Images endpoints (generations, edits), memory/events/health/metrics and the page.</summary>
 public static class ServerApp
 {
     /// <summary>Builds the app from <paramref name="args"/> (standard ASP.NET Core configuration; section <c>ZImage</c> binds <see cref="ZImageOptions"/>).</summary>
@@ -30,6 +30,9 @@ public static class ServerApp
             o.Limits.OutOfRange = OutOfRangePolicy.ResetToStandard;
             o.Queue.FullPolicy = QueueFullPolicy.Reject;
             o.EnablePreviews = true;
+            // POST /v1/images/edits needs the VAE encoder (it adds its weights to the base segment); a host that
+            // serves generations only sets ZImage:ImageEditing=false.
+            if (configuration["ZImage:ImageEditing"] is null) o.ImageEditing = true;
             if (o.ModelDirectory is null)
             {
                 // The demo model (a few MiB of weights, often on the CPU accelerator) gets a small device of its own

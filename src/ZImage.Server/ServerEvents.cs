@@ -18,6 +18,7 @@ public sealed class ServerEvents(IImagePipeline pipeline, ILogger<ServerEvents> 
     private readonly List<Channel<string>> _subscribers = [];
     private readonly Dictionary<string, Job> _jobs = [];
     private MemorySnapshot? _lastMemory;
+    private LoadProgress? _lastLoad;
     private long _nextJob;
     private double _lastRunSeconds = 1;
 
@@ -104,6 +105,10 @@ public sealed class ServerEvents(IImagePipeline pipeline, ILogger<ServerEvents> 
             device_used_bytes = s.DeviceUsedBytes, out_of_memory_seen = s.OutOfMemorySeen, state = s.State,
             model = pipeline.Model.ModelName, device = pipeline.Model.DeviceName, demo_model = pipeline.Model.IsDemoModel,
             demo_notice = pipeline.Model.IsDemoModel ? ServerInfo.DemoNotice : null,
+            pipeline_state = pipeline.State,
+            load = pipeline.LastLoadProgress is { } l
+                ? new { stage = l.Stage, completed = l.CompletedStages, total = LoadProgress.TotalStages, resident_bytes = l.ResidentBytes, elapsed_ms = (long)l.Elapsed.TotalMilliseconds }
+                : null,
         };
     }
 
@@ -126,10 +131,12 @@ public sealed class ServerEvents(IImagePipeline pipeline, ILogger<ServerEvents> 
     private void PublishMemory(bool force)
     {
         var s = pipeline.Memory;
+        var load = pipeline.LastLoadProgress;
         lock (_gate)
         {
-            if (!force && s == _lastMemory) return;
+            if (!force && s == _lastMemory && load == _lastLoad) return;
             _lastMemory = s;
+            _lastLoad = load;
         }
         Publish("memory", MemoryMessage());
     }

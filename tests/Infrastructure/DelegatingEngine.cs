@@ -27,5 +27,16 @@ public abstract class DelegatingEngine(IGenerationEngine inner) : IGenerationEng
     public virtual RgbImage Decode(Tensor latents) => Inner.Decode(latents);
     public virtual RgbImage? Preview(Tensor latents) => Inner.Preview(latents);
     public virtual IGenerationEngine CreatePlanner(long deviceBytes) => Inner.CreatePlanner(deviceBytes);
+    // The interface's default members too: without them a decorator would hide the engine's own guided step,
+    // its ladder rung and its image editing (the defaults say "not supported").
+    public virtual (Tensor Positive, Tensor Negative) PredictGuided(Tensor latents, float modelTime, Tensor caption, Tensor negativeCaption) =>
+        Inner.PredictGuided(latents, modelTime, caption, negativeCaption);
+    public virtual ZImage.Runtime.Residency.ResidencyStrategy? Strategy => Inner.Strategy;
+    public virtual ZImage.Runtime.Residency.RingReport Streaming => Inner.Streaming;
+    public virtual bool SupportsImageEditing => Inner.SupportsImageEditing;
+    public virtual Tensor EncodeImage(RgbImage image, ReadOnlySpan<float> posteriorNoise) => Inner.EncodeImage(image, posteriorNoise);
+    public virtual void AddNoise(Tensor imageLatents, Tensor latents, float sigma) => Inner.AddNoise(imageLatents, latents, sigma);
+    public virtual Tensor CreateMask(ReadOnlySpan<float> mask, int height, int width) => Inner.CreateMask(mask, height, width);
+    public virtual void BlendMasked(Tensor latents, Tensor imageLatents, Tensor noise, Tensor mask, float sigma) => Inner.BlendMasked(latents, imageLatents, noise, mask, sigma);
     public virtual void Dispose() => Inner.Dispose();
 }

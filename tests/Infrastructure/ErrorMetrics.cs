@@ -19,4 +19,19 @@ public static class ErrorMetrics
         }
         return (1 - dot / Math.Sqrt(na * nb), Math.Sqrt(nd / na));
     }
+
+    /// <summary>PSNR in dB of <paramref name="actual"/> against <paramref name="reference"/>, the peak being max|reference| (∞ when equal).</summary>
+    public static double Psnr(ReadOnlySpan<float> reference, ReadOnlySpan<float> actual)
+    {
+        if (reference.Length != actual.Length)
+            throw new ArgumentException($"Lengths differ: reference {reference.Length}, actual {actual.Length}.", nameof(actual));
+        double peak = 0, se = 0;
+        for (int i = 0; i < reference.Length; i++)
+        {
+            peak = Math.Max(peak, Math.Abs((double)reference[i]));
+            double d = (double)actual[i] - reference[i];
+            se += d * d;
+        }
+        return se == 0 ? double.PositiveInfinity : 10 * Math.Log10(peak * peak / (se / reference.Length));
+    }
 }

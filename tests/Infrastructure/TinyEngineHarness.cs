@@ -57,8 +57,8 @@ public sealed class TinyEngineHarness : IDisposable
         return o;
     }
 
-    /// <summary>Opens the engine, starts the pipeline and records the baseline.</summary>
-    public static async Task<TinyEngineHarness> StartAsync(Action<ZImageOptions>? configure = null)
+    /// <summary>Opens the engine (with the VAE encoder when <paramref name="imageEditing"/>), starts the pipeline and records the baseline.</summary>
+    public static async Task<TinyEngineHarness> StartAsync(Action<ZImageOptions>? configure = null, bool imageEditing = false)
     {
         FaultInjectingBackend? backend = null;
         FaultInjectingAllocator? blocks = null;
@@ -68,9 +68,10 @@ public sealed class TinyEngineHarness : IDisposable
             WeightDType = TensorDType.F32,
             BackendDecorator = b => backend = new FaultInjectingBackend(b),
             AllocatorDecorator = a => blocks = new FaultInjectingAllocator(a),
+            ImageEditing = imageEditing,
         });
         var recording = new StartOrderRecordingEngine(engine);
-        var pipeline = new ImagePipeline(recording, Options(configure));
+        var pipeline = new ImagePipeline(recording, Options(o => { o.ImageEditing = imageEditing; configure?.Invoke(o); }));
         TinyEngineHarness? harness = null;
         try
         {

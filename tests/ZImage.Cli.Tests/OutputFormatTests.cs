@@ -10,7 +10,7 @@ public sealed partial class OutputFormatTests
     [Fact]
     public async Task InfoJson_IsSnakeCase()
     {
-        var run = await CliRunner.RunAsync("info", "--cpu", "--json");
+        var run = await CliRunner.RunAsync("info", "--device", "cpu", "--json");
 
         Assert.Equal(0, run.ExitCode);
         var keys = run.Json().EnumerateObject().Select(p => p.Name).ToList();

@@ -1,57 +1,52 @@
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
+using ZImage.Kernels.Tests.Infrastructure;
 
 namespace ZImage.Kernels.Tests;
 
-/// <summary>One ILGPU context with a default CPU accelerator (portable variant) and a GPU-shaped one (GPU variant).</summary>
+/// <summary>The model kernels of every available backend (<see cref="KernelBackends"/>), compiled once per backend.</summary>
 public sealed class ModelKernelsFixture : IDisposable
 {
-    /// <summary>Creates both accelerators and loads the kernels once.</summary>
+    private readonly BackendAccelerators _backends = new();
+    private readonly PerBackend<ModelKernels> _kernels;
+
+    /// <summary>Creates the CPU accelerators; the kernels compile on first use.</summary>
     public ModelKernelsFixture()
     {
-        Context = IlgpuContexts.CreateCpu();
-        Portable = Context.GetCPUDevice(0).CreateCPUAccelerator(Context, CPUAcceleratorMode.Parallel);
-        GpuShaped = KernelContext.CreateGpuShapedCpuAccelerator(Context);
-        PortableKernels = new ModelKernels(new KernelContext(Portable, KernelVariant.Portable));
-        GpuKernels = new ModelKernels(new KernelContext(GpuShaped, KernelVariant.Gpu));
+        _kernels = new(_backends, k => new ModelKernels(k));
     }
 
-    /// <summary>The ILGPU context.</summary>
-    public Context Context { get; }
     /// <summary>Default CPU accelerator.</summary>
-    public Accelerator Portable { get; }
-    /// <summary>CPU accelerator with 256-thread groups.</summary>
-    public Accelerator GpuShaped { get; }
+    public Accelerator Portable => _backends.For(KernelBackend.CpuPortable).Accelerator;
     /// <summary>Kernels in the portable variant.</summary>
-    public ModelKernels PortableKernels { get; }
-    /// <summary>Kernels in the GPU variant.</summary>
-    public ModelKernels GpuKernels { get; }
+    public ModelKernels PortableKernels => _kernels[KernelBackend.CpuPortable];
+    /// <summary>Kernels of a backend.</summary>
+    public ModelKernels Kernels(KernelBackend backend) => _kernels[backend];
+    /// <summary>The accelerator of a backend.</summary>
+    public Accelerator AcceleratorOf(KernelBackend backend) => _backends.For(backend).Accelerator;
 
     /// <inheritdoc />
     public void Dispose()
     {
-        GpuShaped.Dispose();
-        Portable.Dispose();
-        Context.Dispose();
+        _kernels.Dispose();
+        _backends.Dispose();
     }
 }
 
 public sealed class ModelKernelsTests(ModelKernelsFixture fx) : IClassFixture<ModelKernelsFixture>
 {
-    public static TheoryData<bool, int, int> TransposeShapes => new()
-    {
-        // Sizes straddle the 32×32 tile edge in both directions, plus degenerate single rows/columns.
-        { false, 1, 1 }, { false, 1, 37 }, { false, 45, 1 }, { false, 64, 60 }, { false, 33, 70 },
-        { true, 1, 1 }, { true, 1, 37 }, { true, 45, 1 }, { true, 32, 32 }, { true, 33, 70 },
-    };
+    // Sizes straddle the 32×32 tile edge in both directions, plus degenerate single rows/columns.
+    public static TheoryData<KernelBackend, int, int> TransposeShapes => KernelBackends.Matrix(
+        new TheoryData<int, int> { { 1, 1 }, { 1, 37 }, { 45, 1 }, { 64, 60 }, { 33, 70 } },
+        new TheoryData<int, int> { { 1, 1 }, { 1, 37 }, { 45, 1 }, { 32, 32 }, { 33, 70 } });
 
     [Theory]
     [MemberData(nameof(TransposeShapes))]
-    public void Transpose2dMatchesReferenceAndLeavesTailUntouched(bool gpu, int rows, int cols)
+    public void Transpose2dMatchesReferenceAndLeavesTailUntouched(KernelBackend backend, int rows, int cols)
     {
-        var acc = gpu ? fx.GpuShaped : fx.Portable;
-        var kernels = gpu ? fx.GpuKernels : fx.PortableKernels;
+        var kernels = fx.Kernels(backend);
+        var acc = fx.AcceleratorOf(backend);
         var rng = new Random(rows * 1000 + cols);
         int n = rows * cols;
         float[] x = new float[n];

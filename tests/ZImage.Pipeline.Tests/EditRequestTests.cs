@@ -26,6 +26,21 @@ public class EditRequestTests
         Assert.Equal(expectedStart, ImageEditing.StartStep(8, strength));
 
     [Fact]
+    public async Task EditRequestOnAnEngineWithoutImageEditingIsATypedErrorBeforeAnythingRuns()
+    {
+        var engine = new FakeEngine();
+        using var pipeline = TestPipelines.Create(engine);
+        var request = new GenerationRequest { Prompt = "x", InitImage = Image64, Strength = 0.5f };
+        var e = Assert.Throws<InvalidGenerationRequestException>(() => pipeline.Plan(request));
+        Assert.Equal(nameof(GenerationRequest.InitImage), e.ParamName);
+        Assert.Contains("ImageEditing", e.Message, StringComparison.Ordinal);
+        var run = await Assert.ThrowsAsync<InvalidGenerationRequestException>(() => pipeline.GenerateAsync(request));
+        Assert.Equal(nameof(GenerationRequest.InitImage), run.ParamName);
+        Assert.Equal(0, engine.GetMemoryStats().WorkspaceBytes);
+        Assert.Equal(0, engine.DecodeCount);
+    }
+
+    [Fact]
     public void InitImageSetsTheDefaultSizeAndStrength()
     {
         var r = Resolve(new GenerationRequest { Prompt = "x", InitImage = Image64 });

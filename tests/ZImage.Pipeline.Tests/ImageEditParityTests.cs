@@ -44,16 +44,8 @@ public sealed class ImageEditParityTests(ITestOutputHelper output)
         var eps = c.LoadFloat("vae_eps");
         var noise = c.LoadFloat("noise");
 
-        var options = TestPipelines.Options(o =>
-        {
-            o.ModelDirectory = FixturePaths.TinyCheckpoint;
-            o.Device = DevicePreference.Cpu;
-            o.WeightDType = Runtime.Compute.TensorDType.F32;
-            o.Budget.DeviceMemory = "4GiB";
-            o.ImageEditing = true;
-        });
-        var engine = new RecordingEngine(ZImageEngineFactory.Create(options));
-        using var pipeline = new ImagePipeline(engine, options);
+        var (engine, pipeline) = ReferenceOutputs.RecordingTinyPipeline(o => o.ImageEditing = true);
+        using var _ = pipeline;
         var result = await pipeline.GenerateAsync(new GenerationRequest
         {
             Prompt = prompt,
@@ -85,60 +77,14 @@ public sealed class ImageEditParityTests(ITestOutputHelper output)
             ["init_image"] = ImageEditing.ToModelInput(init),
         };
         if (mask is not null) derived["mask"] = ImageEditing.BinarizedMask(mask);
-        if (rec.TryGetValue("final_latents", out var fin)) derived["decoder_input"] = fin.Select(v => v / 0.3611f + 0.1159f).ToArray();
-        if (rec.TryGetValue("decoded", out var dec))
-        {
-            // [3,H,W] → HWC clamp(x·0.5 + 0.5, 0, 1), as the pipeline's output_type='np'.
-            var f01 = new float[dec.Length];
-            int plane = h * w;
-            for (int ch = 0; ch < 3; ch++)
-                for (int i = 0; i < plane; i++) f01[i * 3 + ch] = Math.Clamp(dec[ch * plane + i] * 0.5f + 0.5f, 0f, 1f);
-            derived["image_float01"] = f01;
-        }
+        ReferenceOutputs.AddDecoderOutputs(rec, derived, w, h);
 
-        int compared = 0;
-        foreach (var spec in c.Outputs)
-        {
-            if (NotProduced.Contains(spec.Name)) continue;
-            if (spec.Name == "image_uint8")
-            {
-                CompareImage(c, Assert.Single(result.Images).Pixels);
-                compared++;
-                continue;
-            }
-            float[] actual = rec.TryGetValue(spec.Name, out var r) ? r
-                : derived.TryGetValue(spec.Name, out var d) ? d
-                : throw new Xunit.Sdk.XunitException($"{name}: nothing produced the reference output '{spec.Name}'.");
-            var expected = c.LoadFloat(spec.Name);
-            bool exact = spec.Name is "init_image" or "mask" or "mask_latent";
-            double tol = exact ? 0 : c.ToleranceFor(spec.Name).RecommendedMaxAbs;
-            double err = TensorAssert.Close(expected.Data, actual, tol, $"{name} {spec.Name}", expected.Shape);
-            output.WriteLine($"{name} {spec.Name}: max|Δ| = {err:E3} (tolerance {tol:E2})");
-            compared++;
-        }
+        int compared = ReferenceOutputs.CompareAll(c, rec, derived, result, output, NotProduced, exact: ["init_image", "mask", "mask_latent"]);
         Assert.True(compared >= 10, $"{name}: only {compared} outputs compared.");
 
         // The plan runs the same edit path (blank image, all-keep mask): every stage's planned peak is the measured one.
         Assert.Contains(result.Stages, s => s.Name == "vae-encode");
         Assert.Equal(steps - start, result.Stages.Count(s => s.Name.StartsWith("denoise-step-", StringComparison.Ordinal)));
-        foreach (var stage in result.Stages)
-            Assert.True(stage.PlannedPeakBytes == stage.MeasuredPeakBytes, $"{name} {stage.Name}: planned {stage.PlannedPeakBytes} B, measured {stage.MeasuredPeakBytes} B");
-    }
-
-    private void CompareImage(ReferenceCase c, byte[] actual)
-    {
-        var expected = c.LoadBytes("image_uint8").Data;
-        var tol = c.ToleranceFor("image_uint8");
-        Assert.Equal(expected.Length, actual.Length);
-        int differing = 0, maxDiff = 0;
-        for (int i = 0; i < actual.Length; i++)
-        {
-            int d = Math.Abs(actual[i] - expected[i]);
-            if (d > 0) differing++;
-            maxDiff = Math.Max(maxDiff, d);
-        }
-        output.WriteLine($"{c.Name} image_uint8: max diff {maxDiff}, {differing} of {actual.Length} differ");
-        Assert.True(maxDiff <= tol.RecommendedMaxAbs, $"{c.Name}: max |diff| {maxDiff} > {tol.RecommendedMaxAbs}");
-        Assert.True(differing <= (tol.MaxFractionDiffering ?? 0.01) * actual.Length, $"{c.Name}: {differing} of {actual.Length} values differ");
+        ReferenceOutputs.AssertPlannedEqualsMeasured(name, result);
     }
 }

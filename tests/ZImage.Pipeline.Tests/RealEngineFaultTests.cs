@@ -38,7 +38,7 @@ public class RealEngineFaultTests(TinyEngineFixture fixture) : IClassFixture<Tin
     /// otherwise <paramref name="samples"/> positions spread evenly from the first to the last, which crosses every
     /// stage.
     /// </summary>
-    private static IEnumerable<long> SampledPositions(long count, int samples)
+    internal static IEnumerable<long> SampledPositions(long count, int samples)
     {
         if (Environment.GetEnvironmentVariable("ZIMAGE_FAULT_POSITIONS") == "all" || count <= samples)
         {

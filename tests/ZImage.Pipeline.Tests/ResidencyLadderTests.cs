@@ -58,7 +58,7 @@ public class ResidencyLadderTests
                 Assert.True(uploadedPerStep > 0);
             }
             else Assert.Equal(0, uploadedPerStep);
-            Assert.Equal(offload == OffloadMode.None ? 0 : engine.Streaming.HostBytes, plan.HostBytes);
+            Assert.Equal(offload == OffloadMode.None ? 0 : engine.Streaming.HostBytes + engine.Streaming.StagingBytes, plan.HostBytes);
         }
     }
 
@@ -103,6 +103,39 @@ public class ResidencyLadderTests
         Assert.Contains("--offload text-encoder fits", chosen[16].Reason);
     }
 
+    [Fact]
+    public void EightBitWeightsHalveTheBaseAndWithTilingKeepTheDiTResidentOn12And8GiB()
+    {
+        var request = new GenerationRequest { Prompt = "a lighthouse at dusk", Width = 1024, Height = 1024, Mode = GenerationMode.Turbo };
+        (ResidencyStrategy Strategy, MemoryPlan Plan) Choose(int gib, Action<ResidencyOptions> set)
+        {
+            var options = new ZImageOptions();
+            options.Budget.DeviceMemory = $"{gib}GiB";
+            options.Residency.HostMemory = "64GiB";
+            set(options.Residency);
+            var (strategy, plan) = StrategyChooser.Choose(options.Residency, WeightFormat.BF16, s =>
+            {
+                using var p = new ImagePipeline(ZImageEngine.CreatePlanning(ZImageConfig.Turbo, gib * ByteSize.GiB, strategy: s), options);
+                return p.Plan(request);
+            });
+            Assert.True(plan.Fits, $"{gib} GiB: {plan.Describe()} ({strategy.Reason})");
+            return (strategy, plan);
+        }
+        var (resident8, plan8) = Choose(24, r => r.Weights = WeightFormat.Int8);
+        Assert.Equal((OffloadMode.None, WeightFormat.Int8), (resident8.Offload, resident8.Weights));
+        var (_, bf16) = Choose(24, _ => { });
+        Assert.True(plan8.BaseBytes < bf16.BaseBytes * 0.55, $"int8 base {ByteSize.Format(plan8.BaseBytes)} vs bf16 {ByteSize.Format(bf16.BaseBytes)}");
+        var (at12, _) = Choose(12, r => r.Weights = WeightFormat.Int8);
+        Assert.Equal((OffloadMode.TextEncoder, false), (at12.Offload, at12.VaeTiling));
+        // 8 GiB: the untiled decode (2.5 GiB) does not fit next to the int8 DiT; 256 px tiles do, so the DiT stays resident.
+        var (at8, p8) = Choose(8, r => r.AllowLossy = true);
+        Assert.Equal((OffloadMode.TextEncoder, WeightFormat.Int8, true, 256), (at8.Offload, at8.Weights, at8.VaeTiling, at8.VaeTileSize));
+        Assert.Equal(0, p8.UploadedBytesPerStep);
+        Assert.Contains("--offload text-encoder --weights int8 --vae-tiling on --vae-tile-size 256 fits", at8.Reason);
+        // Without --allow-lossy auto stays lossless (full offload) on 8 GiB.
+        Assert.Equal((OffloadMode.All, WeightFormat.BF16), (Choose(8, _ => { }).Strategy.Offload, Choose(8, _ => { }).Strategy.Weights));
+    }
+
     [Theory]
     [InlineData("sometimes", "--offload")]
     [InlineData("int4", "--weights")]
@@ -117,16 +150,18 @@ public class ResidencyLadderTests
     }
 
     [Fact]
-    public void RungsThatHaveNotLandedAreTypedNotAvailableErrors()
+    public void Bf16ActivationsHaveNotLandedAndAreATypedNotAvailableError()
     {
-        var e = Assert.Throws<RungNotAvailableException>(() => StrategyChooser.Candidates(new ResidencyOptions { Weights = WeightFormat.Int8 }, WeightFormat.BF16));
-        Assert.Equal("int8", e.Value);
+        var e = Assert.Throws<RungNotAvailableException>(() => StrategyChooser.Candidates(new ResidencyOptions { Activations = ActivationFormat.BF16 }, WeightFormat.BF16));
+        Assert.Equal("bf16", e.Value);
         Assert.Contains("not available yet", e.Message);
-        Assert.Throws<RungNotAvailableException>(() => StrategyChooser.Candidates(new ResidencyOptions { Activations = ActivationFormat.BF16 }, WeightFormat.BF16));
-        Assert.Throws<RungNotAvailableException>(() => StrategyChooser.Candidates(new ResidencyOptions { VaeTiling = VaeTilingMode.On }, WeightFormat.BF16));
+        Assert.Throws<RungNotAvailableException>(() => ResidencyNames.ParseDType("f16"));
         Assert.Throws<RungNotAvailableException>(() => ZImageEngine.Open(null, new ZImageEngineOptions
         {
-            ForceCpu = true, Strategy = new ResidencyStrategy(OffloadMode.None, WeightFormat.Fp8, ActivationFormat.F32, false, ""),
+            ForceCpu = true, Strategy = new ResidencyStrategy(OffloadMode.None, WeightFormat.Fp8, ActivationFormat.BF16, false, ""),
         }));
+        // The 8-bit and tiling rungs have landed: they are candidates now.
+        Assert.All(StrategyChooser.Candidates(new ResidencyOptions { Weights = WeightFormat.Int8 }, WeightFormat.BF16), c => Assert.Equal(WeightFormat.Int8, c.Weights));
+        Assert.All(StrategyChooser.Candidates(new ResidencyOptions { VaeTiling = VaeTilingMode.On }, WeightFormat.BF16), c => Assert.True(c.VaeTiling));
     }
 }

@@ -60,12 +60,14 @@ public sealed class HostSnippetTests
         Assert.Equal((2, 1L, 64), (p.Steps, p.Seed, p.Width));
     }
 
-    [Fact]
-    public void Readme_ShowsTheSnippetExactly()
+    [Theory]
+    [InlineData("README.md")]
+    [InlineData("nuget/README.md")]
+    public void Readme_ShowsTheSnippetExactly(string readmePath)
     {
         string source = File.ReadAllText(Path.Combine(FixturePaths.RepoRoot, "tests", "ZImage.Server.Tests", "HostSnippetTests.cs"));
         string snippet = Dedent(Between(source, "// README-SNIPPET-BEGIN\n", "        // README-SNIPPET-END"));
-        string readme = File.ReadAllText(Path.Combine(FixturePaths.RepoRoot, "README.md")).Replace("\r\n", "\n", StringComparison.Ordinal);
+        string readme = File.ReadAllText(Path.Combine(FixturePaths.RepoRoot, readmePath)).Replace("\r\n", "\n", StringComparison.Ordinal);
         Assert.Contains("```csharp\n" + snippet + "```", readme, StringComparison.Ordinal);
     }
 

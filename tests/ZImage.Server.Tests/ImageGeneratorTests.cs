@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using ZImage.Pipeline.Tests.Infrastructure;
 using ZImage.Runtime.Hosting;
 using ZImage.Runtime.Pipeline;
+using ZImage.Server.Tests.Infrastructure;
 
 namespace ZImage.Server.Tests;
 
@@ -61,12 +62,68 @@ public sealed class ImageGeneratorTests
     }
 
     [Fact]
-    public async Task Edits_AreNotSupportedYet_WithAClearMessage()
+    public async Task Edit_InDemoHost_RunsImg2Img_OnOriginalImage_WithStrengthFromProperties()
+    {
+        var services = new ServiceCollection();
+        services.AddZImage(o =>
+        {
+            o.ImageEditing = true;
+            o.Budget.DeviceMemory = "64MiB"; o.Budget.SystemReserve = "0"; o.Budget.Buffer = "0";
+            o.Budget.SizingWidth = 16; o.Budget.SizingHeight = 16;
+        }).AddZImageImageGenerator();
+        await using var sp = services.BuildServiceProvider();
+        var generator = sp.GetRequiredService<IImageGenerator>();
+        var response = await generator.EditImageAsync(new DataContent(TestImages.RgbPng(16, 16), "image/png"), "a red door",
+            new ImageGenerationOptions { AdditionalProperties = new() { ["strength"] = 0.5, ["steps"] = 2, ["seed"] = 3L } });
+        var png = Assert.IsType<DataContent>(Assert.Single(response.Contents));
+        var p = PngMetadata.ReadParameters(png.Data.ToArray())!;
+        Assert.Equal((16, 16, 0.5f, false, 3L), (p.Width, p.Height, p.Strength, p.MaskGiven, p.Seed));
+    }
+
+    [Fact]
+    public void EditMapping_SecondImageOrMaskProperty_IsTheMask_InEitherConvention()
+    {
+        var image = new DataContent(TestImages.RgbPng(16, 16), "image/png");
+        var alpha = ZImageImageGenerator.ToGenerationRequest(new ImageGenerationRequest("p", [image, new DataContent(TestImages.TransparentLeftHalfMask(16, 16), "image/png")]), null, "m");
+        Assert.Equal((16, 16), (alpha.InitImage!.Width, alpha.InitImage.Height));
+        Assert.Equal(((byte)255, (byte)0), (alpha.Mask!.Values[0], alpha.Mask.Values[15]));   // alpha 0 (left) repaints
+        Assert.Null(alpha.Strength);
+
+        var grey = ZImageImageGenerator.ToGenerationRequest(new ImageGenerationRequest("p", [image]),
+            new ImageGenerationOptions { AdditionalProperties = new() { ["mask"] = TestImages.WhiteTopHalfMask(16, 16), ["strength"] = 0.25f } }, "m");
+        Assert.Equal(((byte)255, (byte)0), (grey.Mask!.Values[0], grey.Mask.Values[16 * 15]));  // white (top) repaints
+        Assert.Equal(0.25f, grey.Strength);
+    }
+
+    [Fact]
+    public void EditMapping_BadOriginals_AreTypedErrors_NamingThem()
+    {
+        var image = new DataContent(TestImages.RgbPng(16, 16), "image/png");
+        var three = Assert.Throws<InvalidGenerationRequestException>(() => ZImageImageGenerator.ToGenerationRequest(new ImageGenerationRequest("p", [image, image, image]), null, "m"));
+        Assert.Equal("OriginalImages", three.ParamName);
+        var twice = Assert.Throws<InvalidGenerationRequestException>(() => ZImageImageGenerator.ToGenerationRequest(new ImageGenerationRequest("p", [image, image]),
+            new ImageGenerationOptions { AdditionalProperties = new() { ["mask"] = TestImages.WhiteTopHalfMask(16, 16) } }, "m"));
+        Assert.Equal("mask", twice.ParamName);
+        var uri = Assert.Throws<NotSupportedException>(() => ZImageImageGenerator.ToGenerationRequest(new ImageGenerationRequest("p", [new UriContent("https://example.invalid/a.png", "image/png")]), null, "m"));
+        Assert.Contains("OriginalImages[0]", uri.Message, StringComparison.Ordinal);
+        var junk = Assert.Throws<InvalidImageException>(() => ZImageImageGenerator.ToGenerationRequest(new ImageGenerationRequest("p", [new DataContent(new byte[] { 1, 2, 3 }, "image/png")]), null, "m"));
+        Assert.Contains("OriginalImages[0]", junk.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Edit_OnPipelineWithoutEditing_IsATypedErrorNamingTheSetting()
     {
         await using var sp = FakeHost(new FakeEngine());
         var generator = sp.GetRequiredService<IImageGenerator>();
-        var e = await Assert.ThrowsAsync<NotSupportedException>(() => generator.EditImageAsync(new DataContent(new byte[] { 1, 2, 3 }, "image/png"), "make it blue"));
-        Assert.Contains("edits", e.Message, StringComparison.Ordinal);
+        var e = await Assert.ThrowsAsync<InvalidGenerationRequestException>(() => generator.EditImageAsync(new DataContent(TestImages.RgbPng(16, 16), "image/png"), "make it blue"));
+        Assert.Contains("ImageEditing", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void NoProperties_LeaveStepsGuidanceAndSeedToThePreset()
+    {
+        var r = ZImageImageGenerator.ToGenerationRequest(new ImageGenerationRequest("p"), new ImageGenerationOptions { AdditionalProperties = new() { ["mode"] = "standard" } }, "m");
+        Assert.Equal(((int?)null, (float?)null, (long?)null, (float?)null, GenerationMode.Standard), (r.Steps, r.Guidance, r.Seed, r.Strength, r.Mode));
     }
 
     [Theory]

@@ -139,6 +139,9 @@ public sealed class OpenAiImagesApiTests(DemoServerFactory factory)
         long parts = memory.GetProperty("system_reserve_bytes").GetInt64() + memory.GetProperty("base_bytes").GetInt64()
             + memory.GetProperty("inference_limit_bytes").GetInt64() + memory.GetProperty("buffer_bytes").GetInt64() + memory.GetProperty("free_bytes").GetInt64();
         Assert.Equal(total, parts);
+        Assert.Equal("Started", memory.GetProperty("pipeline_state").GetString());
+        var load = memory.GetProperty("load");
+        Assert.Equal(("Ready", 4, 4), (load.GetProperty("stage").GetString(), load.GetProperty("completed").GetInt32(), load.GetProperty("total").GetInt32()));
 
         var health = await client.GetAsync("/health");
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);

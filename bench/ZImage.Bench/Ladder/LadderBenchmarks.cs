@@ -14,7 +14,9 @@ namespace ZImage.Bench.Ladder;
 
 /// <summary>
 /// One guided denoising step (CFG: positive and negative DiT forwards, the rung's streaming included) of the tiny
-/// random-weight model at 64×64 on ILGPU's CPU accelerator, per offload rung. The time is what BenchmarkDotNet
+/// random-weight model at 64×64 on ILGPU's CPU accelerator, per rung of the ladder: offload none / text-encoder / all,
+/// text-encoder offload with VAE tiling (32 px tiles; the tiling shows in the peak, the step time does not decode),
+/// and 8-bit weights (int8 resident, int8 streamed, fp8 resident). The time is what BenchmarkDotNet
 /// measures; the extra columns come from the rung's exact plan of the same request, made in the host process on the
 /// planning twin (the plan is what the real run allocates, which the tests check): peak device bytes (base + the
 /// largest stage peak), host bytes of streamed weights and bytes uploaded per step.
@@ -26,9 +28,19 @@ public class LadderBenchmarks
     private ZImageEngine? _engine;
     private Tensor? _latents, _cap, _neg;
 
-    /// <summary>The rung.</summary>
-    [Params(OffloadMode.None, OffloadMode.TextEncoder, OffloadMode.All)]
-    public OffloadMode Offload { get; set; }
+    /// <summary>The rung (offload, then +tiling / 8-bit format).</summary>
+    [Params("none", "text-encoder", "text-encoder+tiling", "all", "int8", "int8+all", "fp8")]
+    public string Rung { get; set; } = "none";
+
+    internal static ZImageOptions Options(string rung)
+    {
+        var o = Options(rung.Contains("all", StringComparison.Ordinal) ? OffloadMode.All
+            : rung.StartsWith("text-encoder", StringComparison.Ordinal) ? OffloadMode.TextEncoder : OffloadMode.None);
+        o.Residency.VaeTiling = rung.EndsWith("+tiling", StringComparison.Ordinal) ? VaeTilingMode.On : VaeTilingMode.Off;
+        o.Residency.VaeTileSize = 32;
+        o.Residency.Weights = rung.StartsWith("int8", StringComparison.Ordinal) ? WeightFormat.Int8 : rung == "fp8" ? WeightFormat.Fp8 : WeightFormat.Auto;
+        return o;
+    }
 
     internal static ZImageOptions Options(OffloadMode offload)
     {
@@ -47,7 +59,7 @@ public class LadderBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _engine = ZImageEngineFactory.Create(Options(Offload));
+        _engine = ZImageEngineFactory.Create(Options(Rung));
         _engine.Load(null, CancellationToken.None);
         _cap = _engine.EncodePrompt(_engine.Tokenize(Request.Prompt, ImagePipeline.MaxPromptTokens));
         _neg = _engine.EncodePrompt(_engine.Tokenize(Request.NegativePrompt!, ImagePipeline.MaxPromptTokens));
@@ -83,12 +95,13 @@ public class LadderBenchmarks
             AddColumn(new PlanColumn("Base", p => ByteSize.Format(p.BaseBytes)));
             AddColumn(new PlanColumn("HostBytes", p => ByteSize.Format(p.HostBytes)));
             AddColumn(new PlanColumn("Uploaded/step", p => ByteSize.Format(p.UploadedBytesPerStep)));
+            AddColumn(new PlanColumn("Strategy", p => $"{p.Strategy?.OffloadName}/{p.Strategy?.WeightsName}/tiling {(p.Strategy?.VaeTiling == true ? "on" : "off")}"));
         }
     }
 
-    internal static MemoryPlan PlanFor(OffloadMode offload)
+    internal static MemoryPlan PlanFor(string rung)
     {
-        var options = Options(offload);
+        var options = Options(rung);
         using var engine = ZImageEngineFactory.Create(options);
         using var pipeline = new ImagePipeline(engine.CreatePlanner(1L << 40, engine.Strategy), options);
         return pipeline.Plan(Request);
@@ -98,18 +111,19 @@ public class LadderBenchmarks
     {
         "PeakDevice" => "Exact plan: base (resident weights + ring slots) + the largest stage peak",
         "Base" => "Exact plan: resident weights + ring slots",
-        "HostBytes" => "Exact plan: weights kept in host memory and streamed",
+        "HostBytes" => "Exact plan: weights kept in host memory and streamed (and the prompt cache, none here)",
+        "Strategy" => "The rung the engine runs",
         _ => "Exact plan: bytes the streamed DiT blocks upload per denoising step (both CFG branches share them)",
     })
     {
-        private static readonly Dictionary<OffloadMode, MemoryPlan> Plans = [];
+        private static readonly Dictionary<string, MemoryPlan> Plans = [];
 
         protected override string Value(BenchmarkCase benchmarkCase)
         {
-            var offload = (OffloadMode)benchmarkCase.Parameters["Offload"];
+            var rung = (string)benchmarkCase.Parameters["Rung"];
             lock (Plans)
             {
-                if (!Plans.TryGetValue(offload, out var p)) Plans[offload] = p = PlanFor(offload);
+                if (!Plans.TryGetValue(rung, out var p)) Plans[rung] = p = PlanFor(rung);
                 return value(p);
             }
         }

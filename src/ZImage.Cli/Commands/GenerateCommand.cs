@@ -30,7 +30,7 @@ internal static class GenerateCommand
         var output = new Option<string>("--out") { Description = "Output PNG path (parameters are written into PNG text chunks).", DefaultValueFactory = _ => "out/zimage.png" };
         var model = CliOptions.Model();
         var latents = new Option<string?>("--latents") { Description = "A .safetensors file with initial latents [1,16,H/8,W/8] (tensor 'latents', 'initial_latents' or the only tensor)." };
-        var device = new Option<DevicePreference>("--device") { Description = "auto (CUDA if present, else CPU) or cpu.", DefaultValueFactory = _ => DevicePreference.Auto };
+        var device = DeviceOption.Create();
         var deviceBytes = CliOptions.DeviceBytes();
         var inference = CliOptions.Inference();
         var allocator = CliOptions.Allocator();
@@ -47,6 +47,8 @@ internal static class GenerateCommand
         };
         command.Options.Add(onOutOfRange);
         foreach (var o in ladder.All) command.Options.Add(o);
+        var edit = new EditCliOptions();
+        foreach (var o in edit.All) command.Options.Add(o);
         // Errors are mapped to exit codes and messages in one place (CliError); the token is cancelled by Ctrl+C.
         command.SetAction(RunAsync);
         return command;
@@ -61,10 +63,32 @@ internal static class GenerateCommand
             string outPath = GeneratePreflight.CheckOutput(parse.GetValue(output)!);
             string? deviceMemory = CliOptions.Size("--device-bytes", parse.GetValue(deviceBytes));
             string? inferenceBytes = CliOptions.Size("--inference", parse.GetValue(inference));
+            var deviceChoice = DeviceOption.Parse(parse.GetValue(device));
             if (dir is not null) GeneratePreflight.CheckModel(dir);
             LatentTensor? initial = parse.GetValue(latents) is { } file ? GeneratePreflight.ReadLatents(file) : null;
+            var loras = edit.Loras(parse, dir);
+            var initRgb = parse.GetValue(initImage) is { } initFile ? EditCliOptions.LoadInitImage(initFile) : null;
+            var maskImage = parse.GetValue(mask) is { } maskFile ? EditCliOptions.LoadMask(maskFile) : null;
+            float? strengthValue = EditCliOptions.CheckStrength("--strength", parse.GetValue(strength));
+            EditCliOptions.CheckSizes(initRgb, maskImage, strengthValue, parse.GetValue(width), parse.GetValue(height));
             if (dir is null && !asJson) AnsiConsole.MarkupLine("[yellow]" + Markup.Escape(DemoNotice) + "[/]");
 
+            var request = new GenerationRequest
+            {
+                Prompt = parse.GetValue(prompt)!,
+                NegativePrompt = parse.GetValue(negative),
+                Width = parse.GetValue(width),
+                Height = parse.GetValue(height),
+                Steps = parse.GetValue(steps),
+                Guidance = parse.GetValue(guidance),
+                Seed = parse.GetValue(seed),
+                Mode = parse.GetValue(mode),
+                InitialLatents = initial,
+                InitImage = initRgb,
+                Strength = strengthValue,
+                Mask = maskImage,
+            };
+            var twoStage = edit.TwoStageRequest(parse, request);
             // The CLI reports warnings (result.Warnings) and errors (CliError) itself: console logging would repeat
             // them (and would break --json), so only ZIMAGE_LOG_LEVEL=Information|Warning|... turns it on, on stderr.
             var services = new ServiceCollection();
@@ -73,8 +97,10 @@ internal static class GenerateCommand
             services.AddZImage(o =>
             {
                 o.ModelDirectory = dir;
-                o.ImageEditing = parse.GetValue(initImage) is not null;
-                o.Device = parse.GetValue(device);
+                o.ImageEditing = edit.NeedsImageEditing(parse, parse.GetValue(initImage));
+                o.Loras = loras;
+                o.Device = deviceChoice.Preference;
+                o.DeviceIndex = deviceChoice.Index;
                 o.AllocatorSettings = parse.GetValue(allocator) ?? "";
                 o.Residency = residency;
                 o.Budget.DeviceMemory = deviceMemory;
@@ -90,27 +116,19 @@ internal static class GenerateCommand
             await using var provider = services.BuildServiceProvider();
             var pipeline = provider.GetRequiredService<ImagePipeline>();
 
-            var request = new GenerationRequest
+            TwoStageResult? twoStageResult = null;
+            async Task<GenerationResult> Run(IProgress<GenerationProgress>? progress)
             {
-                Prompt = parse.GetValue(prompt)!,
-                NegativePrompt = parse.GetValue(negative),
-                Width = parse.GetValue(width),
-                Height = parse.GetValue(height),
-                Steps = parse.GetValue(steps),
-                Guidance = parse.GetValue(guidance),
-                Seed = parse.GetValue(seed),
-                Mode = parse.GetValue(mode),
-                InitialLatents = initial,
-                InitImage = parse.GetValue(initImage) is { } initFile ? ImageEditing.LoadImage(initFile) : null,
-                Strength = parse.GetValue(strength),
-                Mask = parse.GetValue(mask) is { } maskFile ? ImageEditing.LoadMask(maskFile) : null,
-            };
+                if (twoStage is null) return await pipeline.GenerateAsync(request, progress, ct);
+                twoStageResult = await pipeline.GenerateAsync(twoStage, progress, ct);
+                return twoStageResult.Refine;
+            }
 
             GenerationResult result;
             if (asJson)
             {
                 await pipeline.StartAsync(ct);
-                result = await pipeline.GenerateAsync(request, null, ct);
+                result = await Run(null);
             }
             else
             {
@@ -142,7 +160,7 @@ internal static class GenerateCommand
                                 _ => task.Value,
                             };
                         });
-                        return await pipeline.GenerateAsync(request, progress, ct);
+                        return await Run(progress);
                     });
             }
 
@@ -153,6 +171,7 @@ internal static class GenerateCommand
                 await result.SavePngAsync(path, i, ct);
                 paths.Add(Path.GetFullPath(path));
             }
+            string? explorePath = twoStageResult is null ? null : await TwoStageOutput.SaveExploreAsync(twoStageResult, outPath, ct);
             var snapshot = pipeline.Memory;
             if (asJson)
             {
@@ -170,7 +189,9 @@ internal static class GenerateCommand
                         prompt = p.Prompt, negative_prompt = p.NegativePrompt, mode = p.Mode, width = p.Width, height = p.Height, steps = p.Steps,
                         guidance = p.Guidance, cfg_truncation = p.CfgTruncation, cfg_normalization = p.CfgNormalization, seed = p.Seed,
                         num_images = p.NumImages, initial_latents = p.InitialLatentsGiven, model = p.Model,
+                        strength = p.Strength, mask = p.MaskGiven, loras = p.Loras,
                     },
+                    two_stage = TwoStageOutput.Json(twoStageResult, explorePath),
                     warnings = result.Warnings,
                     timings = new
                     {
@@ -206,7 +227,8 @@ internal static class GenerateCommand
             AnsiConsole.Write(MemoryView.Stages(result.Stages.Select(s => (s.Name, s.PlannedPeakBytes, (long?)s.MeasuredPeakBytes, (TimeSpan?)s.Duration))));
             var q = result.Parameters;
             AnsiConsole.MarkupLine($"{q.Width}x{q.Height}, {q.Mode}, {q.Steps} steps, guidance {q.Guidance}, seed {q.Seed}, {result.TotalTime.TotalSeconds:0.0} s");
-            foreach (var path in paths) AnsiConsole.MarkupLine("wrote [green]" + Markup.Escape(path) + "[/]");
+            if (twoStageResult is not null) AnsiConsole.MarkupLine(Markup.Escape(TwoStageOutput.Describe(twoStageResult)));
+            foreach (var path in paths.Concat(explorePath is null ? [] : [explorePath])) AnsiConsole.MarkupLine("wrote [green]" + Markup.Escape(path) + "[/]");
             return 0;
         }
     }

@@ -16,24 +16,23 @@ internal static class InfoCommand
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "Print the device report as JSON." };
-        var cpu = new Option<bool>("--cpu") { Description = "Force ILGPU's CPU accelerator (skip the CUDA probe)." };
-        var device = new Option<int>("--device") { Description = "CUDA device ordinal.", DefaultValueFactory = _ => 0 };
+        var device = DeviceOption.Create();
         var command = new Command("info", "Show the accelerator (CUDA or CPU), its memory, and why CUDA is unavailable if it is.")
         {
-            json, cpu, device,
+            json, device,
         };
         command.SetAction(parse =>
         {
-            int index = parse.GetValue(device);
-            if (index < 0)
-                throw new CliInputException("--device", $"--device must be 0 or more (got {index}).");
-
-            var report = DeviceSelector.ProbeReport(new DeviceOptions { ForceCpu = parse.GetValue(cpu), DeviceIndex = index });
+            var choice = DeviceOption.Parse(parse.GetValue(device));
+            var options = choice.ToDeviceOptions();
+            // info reports; it does not fail over to an error: cuda/cuda:N only decide the exit code (1 without that GPU).
+            options.RequireCuda = false;
+            var report = DeviceSelector.ProbeReport(options);
             if (parse.GetValue(json))
                 Console.Out.WriteLine(JsonSerializer.Serialize(report, Json));
             else
                 Print(report);
-            return 0;
+            return choice.Preference == Runtime.Hosting.DevicePreference.Cuda && report.Kind != AcceleratorKind.Cuda ? 1 : 0;
         });
         return command;
     }

@@ -36,13 +36,18 @@ internal static class PlanCommand
         var json = CliOptions.Json();
         var ladder = new ResidencyCliOptions();
         var recommend = new Option<bool>("--recommend") { Description = "For 6, 8, 12, 16, 24 and 48 GiB cards: the largest resolution per mode and the rungs used, from exact plans." };
+        var device = DeviceOption.Create();
+        device.Description = "The device whose capacity is planned for when --device-bytes is not given: " + DeviceOption.Allowed + ".";
         var command = new Command("plan", "Show the exact memory plan of a request (per-stage peaks, carve-up, fits or how much more it needs).")
         {
             prompt, negative, width, height, steps, guidance, mode, model, deviceBytes, inference, reserve, buffer, allocator, json, recommend,
         };
         var onOutOfRange = OutOfRangeOption.Create();
         command.Options.Add(onOutOfRange);
+        command.Options.Add(device);
         foreach (var o in ladder.All) command.Options.Add(o);
+        var edit = new EditCliOptions();
+        foreach (var o in edit.TwoStageOptions) command.Options.Add(o);
         // Errors are mapped to exit codes and messages in one place (CliError).
         command.SetAction(Run);
         return command;
@@ -56,7 +61,8 @@ internal static class PlanCommand
             if (CliOptions.Size("--buffer", parse.GetValue(buffer)) is { } b) options.Budget.Buffer = b;
             options.Presets.DefaultResolution = ResolutionPreset.Square1024;
             options.Limits.OutOfRange = OutOfRangeOption.Policy(parse.GetValue(onOutOfRange));
-            long device = options.Budget.DeviceMemory is { } d ? CliOptions.ParseSize("--device-bytes", d) : DetectDeviceBytes();
+            var deviceChoice = DeviceOption.Parse(parse.GetValue(device));
+            long deviceCapacity = options.Budget.DeviceMemory is { } d ? CliOptions.ParseSize("--device-bytes", d) : DetectDeviceBytes(deviceChoice);
             string? dir = parse.GetValue(model);
             var config = dir is null ? ZImageConfig.Turbo : ZImageConfig.Load(dir);
             string tokDir = dir is null ? "" : Path.Combine(dir, ZImageConfig.TokenizerFolder);
@@ -64,6 +70,7 @@ internal static class PlanCommand
             ladder.Apply(parse, options.Residency);
             string modelName = dir is null ? "Z-Image-Turbo (embedded config)" : new DirectoryInfo(dir).Name;
             var settings = AllocatorSettings.Parse(options.AllocatorSettings);
+            TwoStageRequest? twoStage = null;
             MemoryPlan PlanWith(Runtime.Residency.ResidencyStrategy s, GenerationRequest r, long deviceBytes, bool sizeForRequest = false)
             {
                 var b = options.Budget;
@@ -73,8 +80,8 @@ internal static class PlanCommand
                     Buffer = b.Buffer, SizingWidth = sizeForRequest ? r.Width ?? b.SizingWidth : b.SizingWidth, SizingHeight = sizeForRequest ? r.Height ?? b.SizingHeight : b.SizingHeight,
                 };
                 var o = new ZImageOptions { AllocatorSettings = options.AllocatorSettings, Budget = budget, Presets = options.Presets, Limits = options.Limits, Residency = options.Residency };
-                using var p = new ImagePipeline(ZImageEngine.CreatePlanning(config, deviceBytes, settings, s.MatrixDType, tokenizer, modelName, s), o);
-                return p.Plan(r);
+                using var p = new ImagePipeline(ZImageEngine.CreatePlanning(config, deviceBytes, settings, s.MatrixDType, tokenizer, modelName, s, imageEditing: twoStage is not null), o);
+                return twoStage is null ? p.Plan(r) : p.Plan(twoStage);
             }
             if (parse.GetValue(recommend))
                 return PlanRecommend.Run(options, (s, r, d) => PlanWith(s, r, d, sizeForRequest: true), parse.GetValue(json), modelName);
@@ -88,7 +95,8 @@ internal static class PlanCommand
                 Guidance = parse.GetValue(guidance),
                 Mode = parse.GetValue(mode),
             };
-            var (strategy, plan) = Runtime.Residency.StrategyChooser.Choose(options.Residency, Runtime.Residency.WeightFormat.BF16, s => PlanWith(s, request, device));
+            twoStage = edit.TwoStageRequest(parse, request);
+            var (strategy, plan) = Runtime.Residency.StrategyChooser.Choose(options.Residency, Runtime.Residency.WeightFormat.BF16, s => PlanWith(s, request, deviceCapacity));
             if (parse.GetValue(json))
             {
                 JsonOut.Write(new
@@ -115,7 +123,7 @@ internal static class PlanCommand
             }
             AnsiConsole.MarkupLine($"[bold]Plan[/] for {Markup.Escape(modelName)} on a {ByteSize.Format(plan.DeviceBytes)} device (simulated, allocator policy {Markup.Escape(options.AllocatorSettings is { Length: > 0 } s ? s : "default")})");
             AnsiConsole.MarkupLine("[bold]strategy[/] " + Markup.Escape(strategy.Describe()));
-            AnsiConsole.MarkupLine($"host memory for streamed weights {ByteSize.Format(plan.HostBytes)} | uploaded per step {ByteSize.Format(plan.UploadedBytesPerStep)}");
+            AnsiConsole.MarkupLine($"host memory (streamed weights, staging, prompt cache) {ByteSize.Format(plan.HostBytes)} | uploaded per step {ByteSize.Format(plan.UploadedBytesPerStep)}");
             AnsiConsole.Write(MemoryView.Bar(plan));
             AnsiConsole.MarkupLine($"system reserve {ByteSize.Format(plan.SystemReserveBytes)} | base {ByteSize.Format(plan.BaseBytes)} | inference {ByteSize.Format(plan.InferenceBytes)} | buffer {ByteSize.Format(plan.BufferBytes)} | free {ByteSize.Format(plan.FreeBytes)}");
             AnsiConsole.Write(MemoryView.Stages(plan.Stages.Select(s => (s.Name, s.PeakBytes, (long?)null, (TimeSpan?)null))));
@@ -124,9 +132,9 @@ internal static class PlanCommand
         }
     }
 
-    private static long DetectDeviceBytes()
+    private static long DetectDeviceBytes(DeviceChoice choice)
     {
-        using var device = DeviceSelector.Select();
+        using var device = DeviceSelector.Select(choice.ToDeviceOptions());
         return device.GetMemoryInfo().TotalBytes;
     }
 }

@@ -14,6 +14,12 @@ public sealed record CheckpointWeightsOptions
 
     /// <summary>Whether disposing the provider also disposes the reader.</summary>
     public bool OwnsReader { get; init; }
+
+    /// <summary>
+    /// 8-bit weights: <see cref="TensorDType.I8"/> or <see cref="TensorDType.F8E4M3"/> quantises the Linear matrices
+    /// <see cref="WeightQuantization.Quantizes"/> selects, at load (null, the default: none).
+    /// </summary>
+    public TensorDType? QuantizedDType { get; init; }
 }
 
 /// <summary>
@@ -22,7 +28,7 @@ public sealed record CheckpointWeightsOptions
 /// already bf16), vectors to F32. Each tensor is uploaded on first request and cached; the provider owns them.
 /// <see cref="GatherRows"/> reads rows of host-resident tables (e.g. <c>embed_tokens</c>) without uploading them.
 /// </summary>
-public sealed class CheckpointWeights : IWeightProvider, Residency.IStreamableWeights
+public sealed partial class CheckpointWeights : IWeightProvider, Residency.IStreamableWeights
 {
     // Conversion is staged in chunks so that a multi-GB fp32 matrix never needs a second full-size host copy.
     private const int ChunkElements = 1 << 20;
@@ -43,6 +49,7 @@ public sealed class CheckpointWeights : IWeightProvider, Residency.IStreamableWe
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
         options ??= new CheckpointWeightsOptions();
         MatrixDType = WeightCache.ValidateMatrixDType(options.MatrixDType, nameof(options), "MatrixDType must be F32, F16 or BF16.");
+        QuantizedDType = WeightQuantization.Validate(options.QuantizedDType, nameof(options));
         _ownsReader = options.OwnsReader;
     }
 
@@ -58,7 +65,7 @@ public sealed class CheckpointWeights : IWeightProvider, Residency.IStreamableWe
     /// <inheritdoc />
     /// <exception cref="KeyNotFoundException">The checkpoint has no such tensor.</exception>
     /// <exception cref="WeightShapeException">The stored shape differs from <paramref name="shape"/>.</exception>
-    public Tensor Matrix(string name, params int[] shape) => Get(name, MatrixDType, shape);
+    public Tensor Matrix(string name, params int[] shape) => Get(name, MatrixDTypeFor(name, shape), shape);
 
     /// <inheritdoc />
     /// <exception cref="KeyNotFoundException">The checkpoint has no such tensor.</exception>
@@ -97,7 +104,7 @@ public sealed class CheckpointWeights : IWeightProvider, Residency.IStreamableWe
         ArgumentNullException.ThrowIfNull(destination);
         WeightCache.ValidateRequest(name, destination.Shape, _disposed, this);
         var info = CheckedInfo(name, destination.Shape);
-        Upload(name, info.DType, _reader.GetBytes(name), destination);
+        Materialize(name, info.DType, destination);
     }
 
     /// <inheritdoc />
@@ -118,7 +125,7 @@ public sealed class CheckpointWeights : IWeightProvider, Residency.IStreamableWe
         var tensor = WeightCache.Allocate(_allocator, info.ElementCount, dtype, shape);
         try
         {
-            Upload(name, info.DType, _reader.GetBytes(name), tensor);
+            Materialize(name, info.DType, tensor);
         }
         catch
         {
@@ -179,7 +186,7 @@ public sealed class CheckpointWeights : IWeightProvider, Residency.IStreamableWe
         }
     }
 
-    private static void CopyBytes(Tensor tensor, long startElement, int count, ReadOnlySpan<byte> payload)
+    internal static void CopyBytes(Tensor tensor, long startElement, int count, ReadOnlySpan<byte> payload)
     {
         int elem = Tensor.ElementSize(tensor.DType);
         ArrayView<byte> view = tensor.Allocation.GetView<byte>((tensor.ElementOffset + tensor.ElementCount) * elem)

@@ -11,7 +11,13 @@ public interface IWeightProvider : IDisposable
     /// <summary>The dtype large matrices (linear and conv weights) are kept in on the device.</summary>
     TensorDType MatrixDType { get; }
 
-    /// <summary>A weight matrix (linear <c>[out,in]</c> or conv <c>[out,in,kh,kw]</c>) in <see cref="MatrixDType"/>.</summary>
+    /// <summary>
+    /// The dtype matrix <paramref name="name"/> of <paramref name="shape"/> is provided in: <see cref="MatrixDType"/>, or
+    /// an 8-bit format for the Linear matrices a quantising provider quantises (<see cref="WeightQuantization"/>).
+    /// </summary>
+    TensorDType MatrixDTypeFor(string name, IReadOnlyList<int> shape) => MatrixDType;
+
+    /// <summary>A weight matrix (linear <c>[out,in]</c> or conv <c>[out,in,kh,kw]</c>) in <see cref="MatrixDTypeFor"/>.</summary>
     /// <param name="name">The checkpoint key, e.g. <c>layers.0.attention.to_q.weight</c>.</param>
     /// <param name="shape">The shape the architecture expects; a mismatch throws naming the key and both shapes.</param>
     Tensor Matrix(string name, params int[] shape);

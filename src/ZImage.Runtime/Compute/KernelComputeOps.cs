@@ -30,9 +30,10 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         Rope = new RopeKernels(context);
         Conv = new ConvKernels(context);
         Diffusion = new DiffusionKernels(context);
+        QuantGemm = new QuantGemmKernels(context);
         if (context.TensorCores)
         {
-            // sm_80+: bf16-weight GEMMs and attention run on the tensor cores; the SIMT kernels stay for the rest.
+            // sm_80+: bf16- and 8-bit-weight GEMMs and attention run on the tensor cores; the SIMT kernels stay for the rest.
             MmaGemm = new MmaGemmKernels(context);
             MmaAttention = new MmaAttentionKernels(context);
         }
@@ -53,6 +54,7 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
     internal RopeKernels Rope { get; }
     internal ConvKernels Conv { get; }
     internal DiffusionKernels Diffusion { get; }
+    internal QuantGemmKernels QuantGemm { get; }
     internal MmaGemmKernels? MmaGemm { get; }
     internal MmaAttentionKernels? MmaAttention { get; }
 
@@ -67,6 +69,10 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
             case TensorDType.F32: Gemm.Linear(x.F32, w.F32, b, y.F32, m, n, k); break;
             case TensorDType.BF16 when MmaGemm is not null: MmaGemm.Linear(x.F32, w.BF16, b, y.F32, m, n, k); break;
             case TensorDType.BF16: Gemm.Linear(x.F32, w.BF16, b, y.F32, m, n, k); break;
+            case TensorDType.I8 when MmaGemm is not null: MmaGemm.LinearInt8(x.F32, w.I8, w.QuantScales, b, y.F32, m, n, k); break;
+            case TensorDType.F8E4M3 when MmaGemm is not null: MmaGemm.LinearFp8E4M3(x.F32, w.F8E4M3, w.QuantScales, b, y.F32, m, n, k); break;
+            case TensorDType.I8: QuantGemm.LinearInt8(x.F32, w.I8, w.QuantScales, b, y.F32, m, n, k); break;
+            case TensorDType.F8E4M3: QuantGemm.LinearFp8E4M3(x.F32, w.F8E4M3, w.QuantScales, b, y.F32, m, n, k); break;
             default: Gemm.Linear(x.F32, w.F16, b, y.F32, m, n, k); break;
         }
     }

@@ -75,9 +75,12 @@ internal static class OpValidation
         return (r, r == 0 ? 0 : t.ElementCount / r);
     }
 
-    public static void MatrixDType(Tensor w, string name)
+    /// <summary>A float weight (F32, F16, BF16); an 8-bit matrix is a <see cref="WeightFormatNotSupportedException"/> naming <paramref name="op"/>.</summary>
+    public static void MatrixDType(Tensor w, string name, [System.Runtime.CompilerServices.CallerMemberName] string op = "")
     {
         ArgumentNullException.ThrowIfNull(w, name);
+        if (WeightQuantization.IsQuantized(w.DType))
+            throw new WeightFormatNotSupportedException(op, w.DType, "F32, F16, BF16", name);
         if (w.DType is not (TensorDType.F32 or TensorDType.F16 or TensorDType.BF16))
             Throw($"{name} must be F32, F16 or BF16 but is {Fmt(w)}.", name);
     }
@@ -87,7 +90,9 @@ internal static class OpValidation
     public static (int M, int N, int K) Linear(Tensor x, Tensor w, Tensor? bias, Tensor y)
     {
         F32(x, nameof(x));
-        MatrixDType(w, nameof(w));
+        ArgumentNullException.ThrowIfNull(w);
+        // Linear is the one op with 8-bit kernels (codes dequantised inside the GEMM).
+        if (!WeightQuantization.IsQuantized(w.DType)) MatrixDType(w, nameof(w));
         Rank(w, 2, nameof(w));
         F32(y, nameof(y));
         var (rows, k) = AsRows(x, nameof(x));

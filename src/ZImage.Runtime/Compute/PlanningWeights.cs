@@ -17,14 +17,22 @@ public sealed class PlanningWeights : IWeightProvider, Residency.IStreamableWeig
     /// <summary>Creates a provider allocating from <paramref name="allocator"/> (normally over a simulated backend).</summary>
     /// <param name="allocator">Where the weight blocks are allocated.</param>
     /// <param name="matrixDType">The device dtype of matrices (default BF16, as the checkpoint provider).</param>
-    public PlanningWeights(IDeviceAllocator allocator, TensorDType matrixDType = TensorDType.BF16)
+    /// <param name="quantizedDType">8-bit weights (I8 or F8E4M3) for the matrices <see cref="WeightQuantization.Quantizes"/> selects, as the checkpoint provider; null for none.</param>
+    public PlanningWeights(IDeviceAllocator allocator, TensorDType matrixDType = TensorDType.BF16, TensorDType? quantizedDType = null)
     {
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
         MatrixDType = WeightCache.ValidateMatrixDType(matrixDType, nameof(matrixDType), "Matrix dtype must be F32, F16 or BF16.");
+        QuantizedDType = WeightQuantization.Validate(quantizedDType, nameof(quantizedDType));
     }
 
     /// <inheritdoc />
     public TensorDType MatrixDType { get; }
+
+    /// <summary>The 8-bit format of the quantised Linear matrices (null: none).</summary>
+    public TensorDType? QuantizedDType { get; }
+
+    /// <inheritdoc />
+    public TensorDType MatrixDTypeFor(string name, IReadOnlyList<int> shape) => WeightQuantization.DTypeFor(name, shape, MatrixDType, QuantizedDType);
 
     /// <summary>Elements (parameters) of all weights provided so far.</summary>
     public long ParameterCount => _tensors.ParameterCount;
@@ -33,7 +41,7 @@ public sealed class PlanningWeights : IWeightProvider, Residency.IStreamableWeig
     public long TotalBytes => _tensors.TotalBytes;
 
     /// <inheritdoc />
-    public Tensor Matrix(string name, params int[] shape) => Get(name, MatrixDType, shape);
+    public Tensor Matrix(string name, params int[] shape) => Get(name, MatrixDTypeFor(name, shape), shape);
 
     /// <inheritdoc />
     public Tensor Vector(string name, params int[] shape) => Get(name, TensorDType.F32, shape);
@@ -55,6 +63,16 @@ public sealed class PlanningWeights : IWeightProvider, Residency.IStreamableWeig
         WeightCache.ValidateRequest(name, destination.Shape, _disposed, this);
         foreach (int d in destination.Shape)
             if (d <= 0) throw new WeightShapeException(name, destination.Shape, destination.Shape, "Dimensions must be positive.");
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Planning: nothing is written; the shape is checked as the checkpoint provider would.</remarks>
+    public void ReadInto(string name, bool matrix, TensorDType dtype, int[] shape, Span<byte> destination)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        WeightCache.ValidateRequest(name, shape, _disposed, this);
+        foreach (int d in shape)
+            if (d <= 0) throw new WeightShapeException(name, shape, shape, "Dimensions must be positive.");
     }
 
     /// <inheritdoc />

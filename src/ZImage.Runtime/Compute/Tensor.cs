@@ -14,6 +14,13 @@ public enum TensorDType
     BF16,
     /// <summary>Unsigned byte (RGB8 images, previews).</summary>
     U8,
+    /// <summary>
+    /// int8 codes of a weight matrix <c>[N,K]</c> quantised symmetrically per output channel, followed in the same block by
+    /// the <c>N</c> float32 scales (<see cref="WeightQuantization"/>). Only <see cref="IComputeOps.Linear"/> takes it.
+    /// </summary>
+    I8,
+    /// <summary>fp8 e4m3fn codes of a weight matrix <c>[N,K]</c> with a per-output-channel float32 scale, laid out as <see cref="I8"/>.</summary>
+    F8E4M3,
 }
 
 /// <summary>
@@ -46,8 +53,11 @@ public sealed class Tensor : IDisposable
             n *= d;
         }
         ElementCount = n;
-        if ((elementOffset + n) * ElementSize(dtype) > allocation.Size)
-            throw new ArgumentException($"Shape [{string.Join(",", shape)}] {dtype} at element offset {elementOffset} needs {(elementOffset + n) * ElementSize(dtype)} B but the block has {allocation.Size} B.", nameof(shape));
+        if (WeightQuantization.IsQuantized(dtype) && shape.Length != 2)
+            throw new ArgumentException($"A quantised ({dtype}) tensor is a [N,K] weight matrix, not [{string.Join(",", shape)}].", nameof(shape));
+        long needed = elementOffset * ElementSize(dtype) + StorageBytes(dtype, shape);
+        if (needed > allocation.Size)
+            throw new ArgumentException($"Shape [{string.Join(",", shape)}] {dtype} at element offset {elementOffset} needs {needed} B but the block has {allocation.Size} B.", nameof(shape));
     }
 
     /// <summary>A non-owning <paramref name="dtype"/> view of <paramref name="shape"/> at <paramref name="elementOffset"/> elements into a block (residency slots).</summary>
@@ -62,8 +72,22 @@ public sealed class Tensor : IDisposable
     public int[] Shape { get; }
     /// <summary>Product of the dimensions.</summary>
     public long ElementCount { get; }
-    /// <summary>Bytes of payload (<see cref="ElementCount"/> × element size).</summary>
-    public long ByteCount => ElementCount * ElementSize(DType);
+    /// <summary>Bytes of payload (<see cref="ElementCount"/> × element size; for quantised matrices the codes, their padding and the scales).</summary>
+    public long ByteCount => StorageBytes(DType, Shape);
+
+    /// <summary>
+    /// Bytes a tensor of <paramref name="shape"/> in <paramref name="dtype"/> occupies: elements × element size, and for
+    /// the quantised dtypes the codes rounded up to 16 B followed by one float32 scale per row.
+    /// </summary>
+    public static long StorageBytes(TensorDType dtype, IReadOnlyList<int> shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        return WeightQuantization.IsQuantized(dtype) && shape.Count == 2
+            ? WeightQuantization.ScaleOffset(n) + 4L * shape[0]
+            : n * ElementSize(dtype);
+    }
 
     /// <summary>Where this tensor starts within its block, in elements (non-zero only for <see cref="Rows"/> views).</summary>
     public long ElementOffset { get; }
@@ -78,12 +102,27 @@ public sealed class Tensor : IDisposable
     public ArrayView<ILGPU.Half> F16 => DType == TensorDType.F16 ? TypedView<ILGPU.Half>() : throw WrongType(TensorDType.F16);
     /// <summary>Byte view; throws for other dtypes.</summary>
     public ArrayView<byte> U8 => DType == TensorDType.U8 ? TypedView<byte>() : throw WrongType(TensorDType.U8);
+    /// <summary>int8 codes view of a quantised matrix; throws for other dtypes.</summary>
+    public ArrayView<sbyte> I8 => DType == TensorDType.I8 ? TypedView<sbyte>() : throw WrongType(TensorDType.I8);
+    /// <summary>fp8 e4m3fn bits view of a quantised matrix; throws for other dtypes.</summary>
+    public ArrayView<byte> F8E4M3 => DType == TensorDType.F8E4M3 ? TypedView<byte>() : throw WrongType(TensorDType.F8E4M3);
+
+    /// <summary>The per-row float32 scales of a quantised matrix (stored after its codes); throws for other dtypes.</summary>
+    public ArrayView<float> QuantScales
+    {
+        get
+        {
+            if (!WeightQuantization.IsQuantized(DType)) throw new InvalidOperationException($"{this} is not a quantised matrix.");
+            long start = ElementOffset + WeightQuantization.ScaleOffset(ElementCount);
+            return Allocation.GetView<byte>(start + 4L * Shape[0]).SubView(start, 4L * Shape[0]).Cast<float>();
+        }
+    }
 
     /// <summary>Size in bytes of one element of <paramref name="dtype"/>.</summary>
     public static int ElementSize(TensorDType dtype) => dtype switch
     {
         TensorDType.F32 => 4,
-        TensorDType.U8 => 1,
+        TensorDType.U8 or TensorDType.I8 or TensorDType.F8E4M3 => 1,
         _ => 2,
     };
 
@@ -96,6 +135,7 @@ public sealed class Tensor : IDisposable
         ArgumentNullException.ThrowIfNull(shape);
         long n = 1;
         foreach (int d in shape) n *= d;
+        if (WeightQuantization.IsQuantized(DType)) throw new InvalidOperationException($"{this} is a quantised matrix (codes then scales) and cannot be reshaped.");
         if (n != ElementCount)
             throw new ArgumentException($"Cannot reshape {this} ({ElementCount} elements) to [{string.Join(",", shape)}] ({n} elements).", nameof(shape));
         return new Tensor(Allocation, DType, ElementOffset, ownsAllocation: false, shape);
@@ -107,6 +147,7 @@ public sealed class Tensor : IDisposable
     {
         if (Shape.Length == 0)
             throw new InvalidOperationException($"{this} has no rows to slice.");
+        if (WeightQuantization.IsQuantized(DType)) throw new InvalidOperationException($"{this} is a quantised matrix (codes then scales) and cannot be sliced.");
         if (start < 0 || count < 0 || start + count > Shape[0])
             throw new ArgumentOutOfRangeException(nameof(start), $"Rows {start}..{start + count} are outside 0..{Shape[0]} of {this}.");
         long rowElements = Shape[0] == 0 ? 0 : ElementCount / Shape[0];

@@ -42,7 +42,7 @@ internal sealed class WeightCache
 
     /// <summary>Allocates an uncached <paramref name="dtype"/> tensor of <paramref name="elements"/> elements for a weight.</summary>
     public static Tensor Allocate(IDeviceAllocator allocator, long elements, TensorDType dtype, int[] shape) =>
-        new(allocator.Allocate(elements * Tensor.ElementSize(dtype), AllocationTags.Weights), dtype, shape);
+        new(allocator.Allocate(WeightQuantization.IsQuantized(dtype) ? Tensor.StorageBytes(dtype, shape) : elements * Tensor.ElementSize(dtype), AllocationTags.Weights), dtype, shape);
 
     /// <summary>Caches <paramref name="tensor"/> under <paramref name="name"/>; the cache now owns it.</summary>
     public Tensor Add(string name, Tensor tensor)

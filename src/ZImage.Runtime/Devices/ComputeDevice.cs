@@ -42,7 +42,7 @@ public sealed class ComputeDevice : IDisposable
     public bool IsCuda => Report.Kind == AcceleratorKind.Cuda;
 
     /// <summary>Our CUDA driver binding; <see langword="null"/> on the CPU accelerator.</summary>
-    public CudaDriver? Driver { get; }
+    internal CudaDriver? Driver { get; }
 
     /// <summary>The driver's <c>CUdevice</c> handle (valid only when <see cref="IsCuda"/>).</summary>
     public int CudaDeviceHandle { get; }

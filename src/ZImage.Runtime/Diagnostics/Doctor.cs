@@ -15,7 +15,7 @@ namespace ZImage.Runtime.Diagnostics;
 /// <param name="CudaStatus">What the CUDA probe found.</param>
 /// <param name="CudaReason">Why CUDA is (not) used.</param>
 /// <param name="Ok">False only when CUDA was required and is not there.</param>
-public sealed record DoctorDevice(string Kind, string Name, string? ComputeCapability, long TotalBytes, long FreeBytes,
+internal sealed record DoctorDevice(string Kind, string Name, string? ComputeCapability, long TotalBytes, long FreeBytes,
     string? DriverVersion, string CudaStatus, string CudaReason, bool Ok);
 
 /// <summary>The doctor's <c>kernels</c> and <c>throughput</c> sections for one device.</summary>
@@ -24,7 +24,7 @@ public sealed record DoctorDevice(string Kind, string Name, string? ComputeCapab
 /// <param name="Checks">One row per check.</param>
 /// <param name="Throughput">GEMM and attention throughput at the same shapes.</param>
 /// <param name="Seconds">Wall time of the section, including kernel compilation.</param>
-public sealed record DoctorKernels(string Shapes, int Seed, IReadOnlyList<DoctorCheck> Checks, IReadOnlyList<DoctorThroughput> Throughput, double Seconds)
+internal sealed record DoctorKernels(string Shapes, int Seed, IReadOnlyList<DoctorCheck> Checks, IReadOnlyList<DoctorThroughput> Throughput, double Seconds)
 {
     /// <summary>Whether every check passed.</summary>
     public bool Ok => Checks.Count > 0 && Checks.All(c => c.Ok);
@@ -34,7 +34,7 @@ public sealed record DoctorKernels(string Shapes, int Seed, IReadOnlyList<Doctor
 /// The runtime half of <c>zimage doctor</c>: describes the selected device and runs every kernel family there against
 /// float64 host references (real Z-Image shapes on a GPU, small ones on the CPU accelerator).
 /// </summary>
-public static class Doctor
+internal static class Doctor
 {
     /// <summary>The device section of <paramref name="device"/>.</summary>
     /// <param name="device">The selected device.</param>
@@ -56,7 +56,7 @@ public static class Doctor
     {
         ArgumentNullException.ThrowIfNull(device);
         var sw = Stopwatch.StartNew();
-        shapes ??= device.IsCuda ? DoctorShapes.Gpu : DoctorShapes.Cpu;
+        shapes ??= DoctorShapes.For(device.IsCuda);
         int s = seed ?? System.Random.Shared.Next();
         using var ops = new KernelComputeOps(new KernelContext(device.Accelerator));
         var checks = new DoctorKernelChecks(ops, shapes, s);

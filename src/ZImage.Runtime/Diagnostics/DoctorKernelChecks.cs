@@ -15,14 +15,14 @@ namespace ZImage.Runtime.Diagnostics;
 /// <param name="Checked">How many output elements were compared (all at small shapes, a random sample at real ones).</param>
 /// <param name="Seconds">Wall time of the kernel launch (after a warm-up launch).</param>
 /// <param name="Detail">Why it failed, or a note.</param>
-public sealed record DoctorCheck(string Name, string Shape, bool Ok, double MaxError, double Tolerance, int Checked, double Seconds, string? Detail = null);
+internal sealed record DoctorCheck(string Name, string Shape, bool Ok, double MaxError, double Tolerance, int Checked, double Seconds, string? Detail = null);
 
 /// <summary>A throughput figure of the doctor.</summary>
 /// <param name="Name">gemm_bf16 or attention.</param>
 /// <param name="Shape">The shape timed.</param>
 /// <param name="Seconds">Mean seconds per launch.</param>
 /// <param name="Tflops">Useful TFLOP/s (2·M·N·K for GEMM, 4·S²·H·Dh for attention).</param>
-public sealed record DoctorThroughput(string Name, string Shape, double Seconds, double Tflops);
+internal sealed record DoctorThroughput(string Name, string Shape, double Seconds, double Tflops);
 
 /// <summary>The shapes the doctor's kernel checks run at.</summary>
 /// <param name="M">GEMM rows (tokens).</param>
@@ -36,13 +36,16 @@ public sealed record DoctorThroughput(string Name, string Shape, double Seconds,
 /// <param name="Rows">Norm rows.</param>
 /// <param name="Dim">Norm row width.</param>
 /// <param name="Samples">Outputs compared per check (0: all).</param>
-public sealed record DoctorShapes(int M, int K, int N, int Seq, int Heads, int HeadDim, int ConvChannels, int ConvSize, int Rows, int Dim, int Samples)
+internal sealed record DoctorShapes(int M, int K, int N, int Seq, int Heads, int HeadDim, int ConvChannels, int ConvSize, int Rows, int Dim, int Samples)
 {
     /// <summary>Real Z-Image-Turbo shapes (1024² image: 4096 image + 32 caption tokens, dim 3840, FFN 10240, 30 heads of 128; VAE 512 channels at 128²).</summary>
     public static DoctorShapes Gpu { get; } = new(4128, 3840, 10240, 4128, 30, 128, 512, 128, 4128, 3840, 256);
 
     /// <summary>Small shapes for ILGPU's CPU accelerator (all outputs compared).</summary>
     public static DoctorShapes Cpu { get; } = new(48, 96, 80, 40, 2, 32, 8, 10, 12, 96, 0);
+
+    /// <summary>The shapes for a device: <see cref="Gpu"/> (real model shapes) on CUDA, <see cref="Cpu"/> otherwise.</summary>
+    public static DoctorShapes For(bool isCuda) => isCuda ? Gpu : Cpu;
 }
 
 /// <summary>

@@ -13,7 +13,7 @@ namespace ZImage.Runtime.Diagnostics;
 /// <param name="Variant"><c>gpu</c> when the GPU variant loads it (it runs on a CUDA device), <c>portable</c> when only the portable variant does.</param>
 /// <param name="Method">The (constructed) kernel method.</param>
 /// <param name="IsExplicitlyGrouped">Whether it is loaded as an explicitly grouped kernel (shared memory, barriers).</param>
-public sealed record KernelEntryPoint(string Family, string Name, string Variant, MethodInfo Method, bool IsExplicitlyGrouped);
+internal sealed record KernelEntryPoint(string Family, string Name, string Variant, MethodInfo Method, bool IsExplicitlyGrouped);
 
 /// <summary>
 /// Finds every kernel entry point ZImage loads, by loading them: it builds <see cref="KernelComputeOps"/> (what the
@@ -22,7 +22,7 @@ public sealed record KernelEntryPoint(string Family, string Name, string Variant
 /// reads the entry point behind every kernel delegate they hold. A kernel added to a family, a new family, or a new
 /// generic instantiation joins without being listed anywhere.
 /// </summary>
-public static class KernelRegistry
+internal static class KernelRegistry
 {
     private const int MaxDepth = 4;
 

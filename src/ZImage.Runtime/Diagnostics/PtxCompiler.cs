@@ -21,7 +21,7 @@ namespace ZImage.Runtime.Diagnostics;
 /// <param name="AsmSlotBytes"><c>.local</c> bytes of the 4-byte operand slots that <c>CudaAsm.Emit</c>/<c>EmitRef</c> stage through.</param>
 /// <param name="SharedBytes">Static <c>.shared</c> bytes.</param>
 /// <param name="Ptx">The PTX text (not serialized; what <c>--out</c> writes).</param>
-public sealed record PtxKernelReport(string Family, string Name, string Variant, string Arch, bool Ok, string? Error,
+internal sealed record PtxKernelReport(string Family, string Name, string Variant, string Arch, bool Ok, string? Error,
     int PtxLines, long LocalBytes, long AsmSlotBytes, long SharedBytes, string? Ptx);
 
 /// <summary>
@@ -30,7 +30,7 @@ public sealed record PtxKernelReport(string Family, string Name, string Variant,
 /// compiles here compiles when <c>KernelComputeOps</c> loads it on a GPU (a JIT load by the driver remains the only
 /// check of the PTX itself).
 /// </summary>
-public static partial class PtxCompiler
+internal static partial class PtxCompiler
 {
     /// <summary>The architectures checked by default: A100, A10/RTX 30, L4/L40/RTX 40, H100/H200.</summary>
     public static IReadOnlyList<CudaArchitecture> DefaultArchitectures { get; } =

@@ -8,7 +8,7 @@ namespace ZImage.Runtime.Diagnostics;
 /// <param name="LocalBytes"><c>.local</c> bytes other than inline-asm operand slots.</param>
 /// <param name="AsmSlotBytes"><c>.local</c> bytes of inline-asm operand slots.</param>
 /// <param name="SharedBytes">Static <c>.shared</c> bytes (dynamic <c>.extern .shared</c> arrays are not counted).</param>
-public sealed partial record PtxStatistics(int Lines, long LocalBytes, long AsmSlotBytes, long SharedBytes)
+internal sealed partial record PtxStatistics(int Lines, long LocalBytes, long AsmSlotBytes, long SharedBytes)
 {
     /// <summary>
     /// Reads <paramref name="ptx"/>. ILGPU declares every <c>.local</c> allocation as <c>__local_depotN[bytes]</c> and

@@ -6,7 +6,7 @@ namespace ZImage.Runtime.Diagnostics;
 /// <param name="Compiled">Successful compilations.</param>
 /// <param name="Failed">Failed compilations.</param>
 /// <param name="GpuKernelsWithLocalMemory">Compilations of GPU-variant kernels with <see cref="PtxKernelReport.LocalBytes"/> above 0.</param>
-public sealed record PtxSummary(int EntryPoints, int Architectures, int Compiled, int Failed, int GpuKernelsWithLocalMemory)
+internal sealed record PtxSummary(int EntryPoints, int Architectures, int Compiled, int Failed, int GpuKernelsWithLocalMemory)
 {
     /// <summary>Whether every kernel compiled and no GPU-variant kernel uses <c>.local</c> memory.</summary>
     public bool Passed => Failed == 0 && GpuKernelsWithLocalMemory == 0 && Compiled > 0;

@@ -10,6 +10,8 @@ public enum DevicePreference
     Auto,
     /// <summary>ILGPU's CPU accelerator.</summary>
     Cpu,
+    /// <summary>A CUDA GPU (<see cref="ZImageOptions.DeviceIndex"/>); the start fails with the driver's reason when there is none.</summary>
+    Cuda,
 }
 
 /// <summary>What to do with out-of-range steps or guidance.</summary>
@@ -57,8 +59,19 @@ public sealed class ZImageOptions
     /// <summary>Load the VAE encoder so that requests may carry an init image (img2img) and a mask (inpaint); its weights join the resident base.</summary>
     public bool ImageEditing { get; set; }
 
+    /// <summary>
+    /// LoRAs merged into the transformer at load, in order, each with its scale (diffusers/PEFT, kohya or
+    /// <c>diffusion_model.</c> key format; see <see cref="Models.Lora.LoraAdapter"/>). They need <see cref="ModelDirectory"/>.
+    /// An engine option, not a request field: the merge happens once, when the weights are materialized, so a request
+    /// costs nothing extra; a different set of LoRAs is a different engine (restart the host or the CLI run).
+    /// </summary>
+    public List<Models.Lora.LoraSpec> Loras { get; set; } = [];
+
     /// <summary>The accelerator.</summary>
     public DevicePreference Device { get; set; } = DevicePreference.Auto;
+
+    /// <summary>The CUDA device ordinal (0 = the first GPU) for <see cref="DevicePreference.Auto"/> and <see cref="DevicePreference.Cuda"/>.</summary>
+    public int DeviceIndex { get; set; }
 
     /// <summary>The device dtype of large weight matrices (F32, F16 or BF16) that <c>--weights auto</c> resolves to.</summary>
     public TensorDType WeightDType { get; set; } = TensorDType.BF16;

@@ -28,10 +28,14 @@ public sealed class ZImageOptionsValidator : IValidateOptions<ZImageOptions>
 
         if (options.ModelDirectory is { Length: > 0 } dir && !Directory.Exists(dir))
             errors.Add($"ZImage:ModelDirectory = '{dir}' does not exist; give a diffusers-format Z-Image folder, or leave it empty for the tiny random demo model.");
+        for (int i = 0; i < options.Loras.Count; i++)
+            if (Models.Lora.LoraMerge.Problem(options.Loras[i]) is { } problem) errors.Add($"ZImage:Loras:{i} {problem}");
         if (!Enum.IsDefined(options.MemoryBackend))
             errors.Add($"ZImage:MemoryBackend = {options.MemoryBackend} is invalid; allowed Accelerator, StreamOrderedPool.");
         if (!Enum.IsDefined(options.Device))
-            errors.Add($"ZImage:Device = {options.Device} is invalid; allowed Auto, Cpu.");
+            errors.Add($"ZImage:Device = {options.Device} is invalid; allowed Auto, Cpu, Cuda.");
+        if (options.DeviceIndex < 0)
+            errors.Add($"ZImage:DeviceIndex = {options.DeviceIndex} is invalid; allowed 0 or more (the CUDA device ordinal).");
         if (!Enum.IsDefined(options.WeightDType))
             errors.Add($"ZImage:WeightDType = {options.WeightDType} is invalid; allowed {string.Join(", ", Enum.GetNames<TensorDType>())}.");
         if (!Memory.AllocatorSettings.TryParse(options.AllocatorSettings ?? "", out _))

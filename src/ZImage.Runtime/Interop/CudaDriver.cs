@@ -4,7 +4,7 @@ using ZImage.Runtime.Memory;
 namespace ZImage.Runtime.Interop;
 
 /// <summary>How loading the CUDA driver library went.</summary>
-public enum CudaDriverLoadStatus
+internal enum CudaDriverLoadStatus
 {
     /// <summary>The library loaded and every required entry point was found.</summary>
     Loaded,
@@ -19,10 +19,10 @@ public enum CudaDriverLoadStatus
 /// <param name="Driver">The driver when <paramref name="Status"/> is <see cref="CudaDriverLoadStatus.Loaded"/>.</param>
 /// <param name="LibraryName">The library that loaded, or the candidates tried (comma separated) when none did.</param>
 /// <param name="Reason">A one-line human explanation.</param>
-public sealed record CudaDriverLoadResult(CudaDriverLoadStatus Status, CudaDriver? Driver, string LibraryName, string Reason);
+internal sealed record CudaDriverLoadResult(CudaDriverLoadStatus Status, CudaDriver? Driver, string LibraryName, string Reason);
 
 /// <summary>Memory-pool attributes that <c>cuMemPoolGetAttribute</c>/<c>cuMemPoolSetAttribute</c> take as 64-bit values.</summary>
-public enum CudaMemPoolAttribute
+internal enum CudaMemPoolAttribute
 {
     /// <summary><c>CU_MEMPOOL_ATTR_RELEASE_THRESHOLD</c>: bytes the pool keeps cached across synchronizations.</summary>
     ReleaseThreshold = 4,
@@ -37,7 +37,7 @@ public enum CudaMemPoolAttribute
 }
 
 /// <summary>The device attributes the runtime reads (<c>CUdevice_attribute</c> values).</summary>
-public enum CudaDeviceAttribute
+internal enum CudaDeviceAttribute
 {
     /// <summary><c>CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT</c>.</summary>
     MultiprocessorCount = 16,
@@ -58,7 +58,7 @@ public enum CudaDeviceAttribute
 /// run with the ILGPU accelerator's context current (<c>accelerator.BindScoped()</c>): ILGPU creates its own,
 /// non-primary context. The loaded library stays loaded for the life of the process, as ILGPU's own imports do.
 /// </summary>
-public sealed unsafe class CudaDriver
+internal sealed unsafe class CudaDriver
 {
     private readonly delegate* unmanaged<uint, int> _cuInit;
     private readonly delegate* unmanaged<int*, int> _cuDriverGetVersion;

@@ -7,7 +7,7 @@ namespace ZImage.Runtime.Interop;
 /// The CUDA driver's <c>CUresult</c> codes and their <c>cuGetErrorName</c> spellings. Used when the driver is absent
 /// (so <c>cuGetErrorName</c> cannot be called) or returns no name for a code.
 /// </summary>
-public static class CudaErrorNames
+internal static class CudaErrorNames
 {
     /// <summary><c>CUDA_SUCCESS</c>.</summary>
     public const int Success = 0;

@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace ZImage.Runtime.Interop;
 
 /// <summary>An NVML call returned something other than <c>NVML_SUCCESS</c>.</summary>
-public sealed class NvmlException : Exception
+internal sealed class NvmlException : Exception
 {
     /// <summary>Creates the exception from the failing function, the <c>nvmlReturn_t</c> and its <c>nvmlErrorString</c>.</summary>
     public NvmlException(string function, int errorCode, string errorText)
@@ -33,7 +33,7 @@ public readonly record struct GpuProcessMemory(uint ProcessId, long? UsedBytes);
 /// <param name="FreeBytes">Unallocated device memory.</param>
 /// <param name="UsedBytes">Allocated device memory (all processes, plus driver reservations).</param>
 /// <param name="Processes">Compute processes on the device.</param>
-public sealed record NvmlMemoryReport(long TotalBytes, long FreeBytes, long UsedBytes, IReadOnlyList<GpuProcessMemory> Processes)
+internal sealed record NvmlMemoryReport(long TotalBytes, long FreeBytes, long UsedBytes, IReadOnlyList<GpuProcessMemory> Processes)
 {
     /// <summary>Bytes used by processes other than <paramref name="selfProcessId"/> (processes NVML cannot size count as 0).</summary>
     public long OtherProcessesBytes(int selfProcessId) =>
@@ -45,7 +45,7 @@ public sealed record NvmlMemoryReport(long TotalBytes, long FreeBytes, long Used
 /// the device, which the CUDA driver does not report. Loaded like <see cref="CudaDriver"/>: a missing library is a
 /// <see langword="null"/> from <see cref="TryLoad"/>, never an exception.
 /// </summary>
-public sealed unsafe class NvmlLibrary
+internal sealed unsafe class NvmlLibrary
 {
     private const int NvmlSuccess = 0;
     private const int NvmlErrorInsufficientSize = 7;

@@ -37,6 +37,9 @@ public sealed record GenerationParameters(
 
     /// <summary>Whether an inpaint mask was given (with <see cref="Strength"/>).</summary>
     public bool MaskGiven { get; init; }
+
+    /// <summary>The LoRAs merged into the model, as <c>file:scale</c> in merge order (<c>a.safetensors:0.8, b.safetensors:1</c>), or null when none.</summary>
+    public string? Loras { get; init; }
 }
 
 /// <summary>Timing and memory of one pipeline stage.</summary>

@@ -45,6 +45,13 @@ public interface IGenerationEngine : IDisposable
     /// <param name="cancellationToken">Cancels loading.</param>
     void Load(BudgetGuard? budget, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// <see cref="Load(BudgetGuard?, CancellationToken)"/> reporting <see cref="LoadStage.TextEncoder"/>,
+    /// <see cref="LoadStage.Transformer"/> and <see cref="LoadStage.Vae"/> synchronously on the loading thread as each
+    /// begins. An engine without stages reports nothing (the default).
+    /// </summary>
+    void Load(BudgetGuard? budget, Action<LoadStage>? stageStarting, CancellationToken cancellationToken) => Load(budget, cancellationToken);
+
     /// <summary>The allocator statistics.</summary>
     EngineMemoryStats GetMemoryStats();
 
@@ -107,6 +114,9 @@ public interface IGenerationEngine : IDisposable
 
     /// <summary>A cheap preview: latents projected linearly to RGB at latent resolution (null in planning mode).</summary>
     RgbImage? Preview(Tensor latents);
+
+    /// <summary>The LoRAs merged into the model's weights, in merge order (none by default).</summary>
+    IReadOnlyList<Models.Lora.LoraSpec> Loras => [];
 
     /// <summary>Whether the engine implements the image-editing calls below (a VAE encoder is loaded).</summary>
     bool SupportsImageEditing => false;

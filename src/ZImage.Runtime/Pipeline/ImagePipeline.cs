@@ -35,6 +35,32 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
     /// <summary>The device-memory split the pipeline admits against.</summary>
     private sealed record CarveUp(long DeviceBytes, long SystemReserveBytes, long BaseBytes, long InferenceBytes, long BufferBytes);
 
+    /// <summary>
+    /// The pipeline for <paramref name="options"/> without a DI container: the checkpoint in
+    /// <see cref="ZImageOptions.ModelDirectory"/> (or the tiny demo model) on the device the options select. Call
+    /// <see cref="StartAsync(IProgress{LoadProgress}, CancellationToken)"/> (or just generate) and dispose it when done.
+    /// A DI host uses <see cref="ZImageServiceCollectionExtensions.AddZImage(Microsoft.Extensions.DependencyInjection.IServiceCollection)"/> instead.
+    /// </summary>
+    /// <param name="options">The options (validated like the DI registration does).</param>
+    /// <param name="loggerFactory">Where the pipeline logs; null for none.</param>
+    /// <exception cref="Microsoft.Extensions.Options.OptionsValidationException">An option is out of range.</exception>
+    public static ImagePipeline Create(ZImageOptions options, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var validation = new ZImageOptionsValidator().Validate(null, options);
+        if (validation.Failed) throw new Microsoft.Extensions.Options.OptionsValidationException(nameof(ZImageOptions), typeof(ZImageOptions), validation.Failures);
+        var engine = Engine.ZImageEngineFactory.Create(options);
+        try
+        {
+            return new ImagePipeline(engine, options, loggerFactory?.CreateLogger<ImagePipeline>());
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Creates a pipeline over <paramref name="engine"/> (which it owns and disposes).</summary>
     public ImagePipeline(IGenerationEngine engine, ZImageOptions options, ILogger<ImagePipeline>? logger = null, ZImageMetrics? metrics = null)
     {
@@ -54,29 +80,45 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
     public bool IsStarted => _startTask is { IsCompletedSuccessfully: true };
 
     /// <inheritdoc />
-    public Task StartAsync(CancellationToken cancellationToken = default)
+    public Task StartAsync(CancellationToken cancellationToken = default) => StartAsync(null, cancellationToken);
+
+    /// <inheritdoc />
+    public Task StartAsync(IProgress<LoadProgress>? progress, CancellationToken cancellationToken = default)
     {
         lock (_startLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_startTask is null || _startTask.IsFaulted || _startTask.IsCanceled)
-                _startTask = _queue.RunAsync(ct => { LoadRecordingFailure(ct); return true; }, null, cancellationToken);
+                _startTask = _queue.RunAsync(ct => { LoadRecordingFailure(progress, ct); return true; }, null, cancellationToken);
             return _startTask;
         }
     }
 
+    /// <inheritdoc />
+    public PipelineState State => _startTask switch
+    {
+        null => PipelineState.NotStarted,
+        { IsCompletedSuccessfully: true } => PipelineState.Started,
+        { IsFaulted: true } or { IsCanceled: true } => PipelineState.Failed,
+        _ => PipelineState.Starting,
+    };
+
+    /// <inheritdoc />
+    public LoadProgress? LastLoadProgress => Volatile.Read(ref _lastLoadProgress);
+    private LoadProgress? _lastLoadProgress;
+
     /// <summary>
     /// Why the last start failed or was cancelled (null while none failed, or once a start succeeded). The engine rolls
-    /// a failed load back, so the next <see cref="StartAsync"/> or <see cref="GenerateAsync"/> retries it.
+    /// a failed load back, so the next <see cref="StartAsync(CancellationToken)"/> or <see cref="GenerateAsync"/> retries it.
     /// </summary>
     public Exception? StartFailure => Volatile.Read(ref _startFailure);
     private Exception? _startFailure;
 
-    private void LoadRecordingFailure(CancellationToken ct)
+    private void LoadRecordingFailure(IProgress<LoadProgress>? progress, CancellationToken ct)
     {
         try
         {
-            Load(ct);
+            Load(progress, ct);
             Volatile.Write(ref _startFailure, null);
         }
         catch (Exception e)
@@ -86,9 +128,16 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         }
     }
 
-    private void Load(CancellationToken ct)
+    private void Load(IProgress<LoadProgress>? progress, CancellationToken ct)
     {
         long t0 = Stopwatch.GetTimestamp();
+        // Synchronous, in order, on the device thread: the caller's progress sees each stage exactly once.
+        void Report(LoadStage stage)
+        {
+            var report = new LoadProgress(stage, (int)stage, _engine.GetMemoryStats().ReservedBytes, Stopwatch.GetElapsedTime(t0));
+            Volatile.Write(ref _lastLoadProgress, report);
+            progress?.Report(report);
+        }
         // The guard starts with the planned base (the planner loads the same weights on a simulated device with the
         // same allocator policy), then takes the measured one; a layout that does not fit fails the start, typed.
         var planned = CurrentCarveUp();
@@ -100,7 +149,8 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
             InferenceBytes = planned.InferenceBytes,
             BufferBytes = planned.BufferBytes,
         });
-        _engine.Load(guard, ct);
+        _engine.Load(guard, Report, ct);
+        Report(LoadStage.Measuring);
         _engine.EmptyCache();
         var stats = _engine.GetMemoryStats();
         guard.SetBase(stats.ReservedBytes);
@@ -109,6 +159,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         var carve = planned with { BaseBytes = stats.ReservedBytes };
         _guard = guard;
         _carveUp = carve;
+        Report(LoadStage.Ready);
         Log.PipelineStarted(_logger, _engine.Description.ModelName, _engine.Description.DeviceName, stats.WeightBytes, (long)Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
         Log.CarveUp(_logger, carve.DeviceBytes, carve.SystemReserveBytes, carve.BaseBytes, carve.InferenceBytes, carve.BufferBytes,
             carve.DeviceBytes - carve.SystemReserveBytes - carve.BaseBytes - carve.InferenceBytes - carve.BufferBytes);
@@ -128,7 +179,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         }
     }
 
-    /// <summary>The budget guard (null until <see cref="StartAsync"/> finished).</summary>
+    /// <summary>The budget guard (null until <see cref="StartAsync(CancellationToken)"/> finished).</summary>
     public BudgetGuard? Budget => _guard;
 
     /// <inheritdoc />
@@ -177,6 +228,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         try
         {
             var resolved = RequestResolver.Resolve(request, _options, _engine.Description.IsDemoModel, _engine.Description.ModelName);
+            if (Models.Lora.LoraSpec.Describe(_engine.Loras) is { } loras) resolved = resolved with { Parameters = resolved.Parameters with { Loras = loras } };
             if (resolved.Edit is not null && !_engine.SupportsImageEditing)
                 throw new InvalidGenerationRequestException(nameof(request.InitImage), "given", "an engine with image editing enabled (ZImageOptions.ImageEditing = true loads the VAE encoder)");
             if (resolved.StepsOrGuidanceReset && countMetrics)
@@ -323,7 +375,9 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
             long te = StreamedUploads(planner);
             var stages = PlanStages(p, null);
             long total = StreamedUploads(planner) - te;
-            return (stages, p.Steps * p.NumImages == 0 ? 0 : total / (p.Steps * p.NumImages), planner.Streaming.HostBytes);
+            // Host memory: the streamed weights, the rings' staging buffers and the prompt-embedding cache's capacity.
+            long host = planner.Streaming.HostBytes + planner.Streaming.StagingBytes + (planner is Engine.ZImageEngine z ? z.PromptCacheCapacityBytes : 0);
+            return (stages, p.Steps * p.NumImages == 0 ? 0 : total / (p.Steps * p.NumImages), host);
         }
     }
 

@@ -36,6 +36,7 @@ public static class PngMetadata
             .Append(inv, $"Mode: {p.Mode}, CFG truncation: {p.CfgTruncation.ToString("0.###", inv)}, CFG normalization: {p.CfgNormalization.ToString("0.###", inv)}, Model: {p.Model}");
         if (p.Strength is { } strength)
             line.Append(inv, $", {(p.MaskGiven ? "Inpaint" : "Img2img")} strength: {strength.ToString("0.###", inv)}");
+        if (p.Loras is { } loras) line.Append(", LoRA: ").Append(loras);
         return
         [
             new("Software", "ZImage"),

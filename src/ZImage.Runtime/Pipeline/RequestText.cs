@@ -37,13 +37,15 @@ public static class RequestText
 
     /// <summary>
     /// The request field a pipeline parameter name belongs to in the OpenAI-style wire form: <c>Width</c>/<c>Height</c>
-    /// → <c>size</c>, <c>NumImages</c> → <c>n</c>, other names in snake_case (<c>NegativePrompt</c> → <c>negative_prompt</c>).
+    /// → <c>size</c>, <c>NumImages</c> → <c>n</c>, <c>InitImage</c> → <c>image</c> (the edit upload), other names in
+    /// snake_case (<c>NegativePrompt</c> → <c>negative_prompt</c>).
     /// </summary>
     public static string WireName(string? parameter) => parameter switch
     {
         null or "" => "",
         "Width" or "Height" or "Resolution" => "size",
         "NumImages" => "n",
+        "InitImage" => "image",
         _ => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(parameter),
     };
 }

@@ -13,12 +13,13 @@ public enum LayerPlacement
 /// <param name="HostBytes">Bytes of the streamed layers' weights, held in host memory (the memory-mapped checkpoint).</param>
 /// <param name="SlotBytes">Device bytes of the ring (all slots).</param>
 /// <param name="UploadedBytes">Bytes written into the slots so far.</param>
-public readonly record struct RingReport(long HostBytes, long SlotBytes, long UploadedBytes)
+/// <param name="StagingBytes">Host bytes of the ring's staging buffers (one per slot; pinned where the accelerator allows).</param>
+public readonly record struct RingReport(long HostBytes, long SlotBytes, long UploadedBytes, long StagingBytes = 0)
 {
     /// <summary>Sums two reports.</summary>
     public static RingReport operator +(RingReport a, RingReport b) =>
-        new(a.HostBytes + b.HostBytes, a.SlotBytes + b.SlotBytes, a.UploadedBytes + b.UploadedBytes);
+        new(a.HostBytes + b.HostBytes, a.SlotBytes + b.SlotBytes, a.UploadedBytes + b.UploadedBytes, a.StagingBytes + b.StagingBytes);
 
     internal static RingReport Of<T>(LayerRing<T>? ring) where T : class =>
-        ring is null ? default : new(ring.HostBytes, ring.SlotBytes * ring.SlotCount, ring.UploadedBytes);
+        ring is null ? default : new(ring.HostBytes, ring.SlotBytes * ring.SlotCount, ring.UploadedBytes, ring.StagingBytes);
 }

@@ -25,6 +25,7 @@ public sealed class LayerRing<T> : IDisposable where T : class
     private readonly int[] _slotLayer;
     private readonly T?[] _slotValue;
     private readonly long[] _layerBytes;
+    private readonly SlotUploader? _uploader;
     private long _uploaded;
     private bool _disposed;
 
@@ -34,8 +35,13 @@ public sealed class LayerRing<T> : IDisposable where T : class
     /// <param name="layerCount">How many layers the ring serves, in execution order.</param>
     /// <param name="build">Builds layer <c>i</c> by requesting its weights from the provider it is given (the model's usual code).</param>
     /// <param name="slots">Device slots (at least 1; 2 double-buffers).</param>
+    /// <param name="ops">
+    /// The model's ops: with kernel ops the layers are staged in host buffers (pinned where the accelerator allows) and
+    /// copied on a copy stream of their own, overlapping the previous layer's compute; with planning ops the same
+    /// sequence runs without storage. Null: each layer is written into its slot synchronously (<see cref="IStreamableWeights.LoadInto"/>).
+    /// </param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="layerCount"/> or <paramref name="slots"/> is below 1.</exception>
-    public LayerRing(IStreamableWeights source, IDeviceAllocator allocator, int layerCount, Func<IWeightProvider, int, T> build, int slots = 2)
+    public LayerRing(IStreamableWeights source, IDeviceAllocator allocator, int layerCount, Func<IWeightProvider, int, T> build, int slots = 2, IComputeOps? ops = null)
     {
         _source = source ?? throw new ArgumentNullException(nameof(source));
         ArgumentNullException.ThrowIfNull(allocator);
@@ -47,7 +53,7 @@ public sealed class LayerRing<T> : IDisposable where T : class
         long slotBytes = 0;
         for (int i = 0; i < layerCount; i++)
         {
-            var sizing = new SlotWeights(source.MatrixDType, null, null);
+            var sizing = new SlotWeights(source, null, load: false);
             build(sizing, i);
             _layerBytes[i] = sizing.Payload;
             slotBytes = Math.Max(slotBytes, sizing.Used);
@@ -60,6 +66,7 @@ public sealed class LayerRing<T> : IDisposable where T : class
         try
         {
             for (int s = 0; s < count; s++) _slots[s] = allocator.Allocate(SlotBytes, AllocationTags.Weights);
+            if (ops is not null) _uploader = SlotUploader.For(ops, count, SlotBytes);
         }
         catch
         {
@@ -67,6 +74,15 @@ public sealed class LayerRing<T> : IDisposable where T : class
             throw;
         }
     }
+
+    /// <summary>Host bytes of the staging buffers (one slot each; 0 when layers are written synchronously).</summary>
+    public long StagingBytes => _uploader is null ? 0 : SlotBytes * _slots.Length;
+
+    /// <summary>Whether the staging buffers are page-locked (pinned) host memory.</summary>
+    public bool PinnedStaging => _uploader?.PageLocked ?? false;
+
+    /// <summary>Called with every staging, wait, upload and hand-out, in order (tests and diagnostics; null: none).</summary>
+    public Action<RingEvent>? Observer { get; set; }
 
     /// <summary>Layers served.</summary>
     public int LayerCount { get; }
@@ -90,10 +106,47 @@ public sealed class LayerRing<T> : IDisposable where T : class
         ObjectDisposedException.ThrowIf(_disposed, this);
         if ((uint)index >= (uint)LayerCount)
             throw new ArgumentOutOfRangeException(nameof(index), index, $"Layer index must lie in 0..{LayerCount - 1}.");
-        var value = Ensure(index);
-        if (index + 1 < LayerCount && _slots.Length > 1) Ensure(index + 1);
+        if (_uploader is null)
+        {
+            var sync = Ensure(index);
+            if (index + 1 < LayerCount && _slots.Length > 1) Ensure(index + 1);
+            Emit(RingEventKind.Returned, index, 0);
+            return sync;
+        }
+        // Double buffering: layer index is on the device (or in flight since the previous Get) once the copy stream
+        // is drained; then layer index+1 is staged on the host while the GPU still runs layer index-1, the host waits
+        // for that compute (its slot is index+1's), issues index+1's copy on the copy stream, and hands out index,
+        // whose compute the model queues next: the copy of index+1 runs under the compute of index.
+        int s = index % _slots.Length;
+        if (_slotLayer[s] != index) Stage(index);
+        _uploader.WaitUploads();
+        Emit(RingEventKind.UploadWaited, index, 0);
+        var value = _slotValue[s]!;
+        if (index + 1 < LayerCount && _slots.Length > 1 && _slotLayer[(index + 1) % _slots.Length] != index + 1) Stage(index + 1);
+        Emit(RingEventKind.Returned, index, 0);
         return value;
     }
+
+    // Writes a layer into its slot's staging buffer, waits until the slot's previous layer is computed, and issues the copy.
+    private void Stage(int index)
+    {
+        int s = index % _slots.Length;
+        _uploader!.WaitUploads(); // the staging buffer's previous copy is done
+        _slotLayer[s] = -1;
+        _slotValue[s] = null;
+        var stager = new SlotWeights(_source, _slots[s], load: true) { Uploader = _uploader, SlotIndex = s };
+        var value = _build(stager, index);
+        Emit(RingEventKind.Staged, index, stager.Payload);
+        _uploader.WaitCompute();
+        Emit(RingEventKind.ComputeWaited, index, 0);
+        _uploader.Issue(s, _slots[s]);
+        Interlocked.Add(ref _uploaded, stager.Payload);
+        Emit(RingEventKind.UploadIssued, index, stager.Payload);
+        _slotLayer[s] = index;
+        _slotValue[s] = value;
+    }
+
+    private void Emit(RingEventKind kind, int layer, long bytes) => Observer?.Invoke(new RingEvent(kind, layer, bytes));
 
     private T Ensure(int index)
     {
@@ -101,7 +154,7 @@ public sealed class LayerRing<T> : IDisposable where T : class
         if (_slotLayer[s] == index) return _slotValue[s]!;
         _slotLayer[s] = -1;
         _slotValue[s] = null;
-        var loader = new SlotWeights(_source.MatrixDType, _slots[s], _source);
+        var loader = new SlotWeights(_source, _slots[s], load: true);
         var value = _build(loader, index);
         Interlocked.Add(ref _uploaded, loader.Payload);
         _slotLayer[s] = index;
@@ -114,6 +167,7 @@ public sealed class LayerRing<T> : IDisposable where T : class
     {
         if (_disposed) return;
         _disposed = true;
+        _uploader?.Dispose();
         foreach (var a in _slots) a.Dispose();
     }
 
@@ -121,15 +175,24 @@ public sealed class LayerRing<T> : IDisposable where T : class
     /// The provider a layer is built against inside the ring: hands out consecutive aligned views of one slot and
     /// writes each weight from the source (or, with no slot, only adds up the bytes: the sizing pass).
     /// </summary>
-    private sealed class SlotWeights(TensorDType matrixDType, DeviceAllocation? slot, IStreamableWeights? source) : IWeightProvider
+    private sealed class SlotWeights(IStreamableWeights source, DeviceAllocation? slot, bool load) : IWeightProvider
     {
         public long Used { get; private set; }
 
+        // Staged loading: each weight is written in its device layout at its slot offset of this uploader's staging
+        // buffer (null: straight into the slot view).
+        public SlotUploader? Uploader { get; init; }
+
+        public int SlotIndex { get; init; }
+
         public long Payload { get; private set; }
 
-        public TensorDType MatrixDType => matrixDType;
+        public TensorDType MatrixDType => source.MatrixDType;
 
-        public Tensor Matrix(string name, params int[] shape) => Next(name, true, matrixDType, shape);
+        public TensorDType MatrixDTypeFor(string name, IReadOnlyList<int> shape) => source.MatrixDTypeFor(name, shape);
+
+        // 8-bit matrices take the dtype (and the codes + scales layout) the source would give them when resident.
+        public Tensor Matrix(string name, params int[] shape) => Next(name, true, source.MatrixDTypeFor(name, shape), shape);
 
         public Tensor Vector(string name, params int[] shape) => Next(name, false, TensorDType.F32, shape);
 
@@ -143,16 +206,16 @@ public sealed class LayerRing<T> : IDisposable where T : class
         private Tensor Next(string name, bool matrix, TensorDType dtype, int[] shape)
         {
             ArgumentException.ThrowIfNullOrEmpty(name);
-            long n = 1;
-            foreach (int d in shape) n *= d;
+            long bytes = Tensor.StorageBytes(dtype, shape);
             int elem = Tensor.ElementSize(dtype);
             long offset = Used;
-            Used = checked(offset + (n * elem + Alignment - 1) / Alignment * Alignment);
-            Payload += n * elem;
-            if (slot is null)
+            Used = checked(offset + (bytes + Alignment - 1) / Alignment * Alignment);
+            Payload += bytes;
+            if (!load || slot is null)
                 return null!; // sizing pass: the builder only requests, it never runs
             var view = Tensor.View(slot, dtype, offset / elem, shape);
-            source!.LoadInto(name, matrix, view);
+            if (Uploader is null) source.LoadInto(name, matrix, view);
+            else source.ReadInto(name, matrix, dtype, shape, Uploader.HasStorage ? Uploader.Staging(SlotIndex).Slice(checked((int)offset), checked((int)bytes)) : []);
             return view;
         }
     }

@@ -75,15 +75,39 @@ public sealed record ResidencyStrategy(OffloadMode Offload, WeightFormat Weights
     /// <summary>The CLI spelling of <see cref="Activations"/>.</summary>
     public string ActivationsName => ResidencyNames.Name(Activations);
 
-    /// <summary>The device dtype of weight matrices for the float formats.</summary>
-    /// <exception cref="RungNotAvailableException">The format is an 8-bit one, which has not landed.</exception>
+    /// <summary>
+    /// The device dtype of weight matrices for the float formats; for the 8-bit formats, the dtype of the matrices that
+    /// stay full precision (embedders, final layer, VAE): BF16.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The format is <see cref="WeightFormat.Auto"/> (not resolved).</exception>
     public TensorDType MatrixDType => Weights switch
     {
         WeightFormat.F32 => TensorDType.F32,
         WeightFormat.F16 => TensorDType.F16,
-        WeightFormat.BF16 => TensorDType.BF16,
-        _ => throw new RungNotAvailableException("--weights", ResidencyNames.Name(Weights)),
+        WeightFormat.BF16 or WeightFormat.Int8 or WeightFormat.Fp8 => TensorDType.BF16,
+        _ => throw new ArgumentOutOfRangeException(nameof(Weights), Weights, "A resolved strategy has weights f32, bf16, f16, int8 or fp8."),
     };
+
+    /// <summary>The 8-bit dtype of the quantised Linear matrices (<see cref="TensorDType.I8"/>, <see cref="TensorDType.F8E4M3"/>), or null for the float formats.</summary>
+    public TensorDType? QuantizedDType => Weights switch
+    {
+        WeightFormat.Int8 => TensorDType.I8,
+        WeightFormat.Fp8 => TensorDType.F8E4M3,
+        _ => null,
+    };
+
+    /// <summary>Whether the weights are quantised (lossy).</summary>
+    public bool IsLossy => QuantizedDType is not null;
+
+    /// <summary>The default VAE tile size in pixels (64 latents; diffusers' tile for a 512-sample VAE).</summary>
+    public const int DefaultVaeTileSize = 512;
+
+    /// <summary>The VAE tile size in pixels when <see cref="VaeTiling"/> is on (diffusers' <c>tile_sample_min_size</c>; overlap 0.25).</summary>
+    public int VaeTileSize { get; init; } = DefaultVaeTileSize;
+
+    /// <summary>The tiled-decode settings of this rung (null when the decode is untiled).</summary>
+    /// <exception cref="Models.Vae.VaeTileSizeException"><see cref="VaeTileSize"/> is below the latent minimum or does not tile.</exception>
+    public Models.Vae.VaeTileSettings? VaeTiles => VaeTiling ? Models.Vae.VaeTileSettings.FromSampleSize(VaeTileSize) : null;
 
     /// <summary>Where text-encoder layers live.</summary>
     public LayerPlacement TextEncoderPlacement => Offload is OffloadMode.TextEncoder or OffloadMode.All ? LayerPlacement.Streamed : LayerPlacement.Resident;
@@ -92,7 +116,7 @@ public sealed record ResidencyStrategy(OffloadMode Offload, WeightFormat Weights
     public LayerPlacement TransformerPlacement => Offload == OffloadMode.All ? LayerPlacement.Streamed : LayerPlacement.Resident;
 
     /// <summary>One line, e.g. <c>offload text-encoder, weights bf16, activations f32, vae tiling off (resident needs 2.1 GiB more)</c>.</summary>
-    public string Describe() => $"offload {OffloadName}, weights {WeightsName}, activations {ActivationsName}, vae tiling {(VaeTiling ? "on" : "off")} ({Reason})";
+    public string Describe() => $"offload {OffloadName}, weights {WeightsName}, activations {ActivationsName}, vae tiling {(VaeTiling ? $"on ({VaeTileSize} px tiles)" : "off")} ({Reason})";
 }
 
 /// <summary>A rung value that exists but whose mechanism has not landed yet (8-bit weights, bf16 activations, VAE tiling).</summary>
@@ -114,9 +138,7 @@ public sealed class RungNotAvailableException : NotSupportedException
 
     private static string AvailableFor(string option) => option switch
     {
-        "--weights" => "auto, f32, bf16, f16",
         "--activations" => "f32",
-        "--vae-tiling" => "auto (never tiles yet), off",
         "--dtype" => "f32 (bf16/f16 set the activations too, which need bf16 activations)",
         _ => "see zimage plan --help",
     };

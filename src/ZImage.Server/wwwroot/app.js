@@ -32,6 +32,11 @@ function renderMemory(m) {
   $("lg-free").textContent = gib(m.free_bytes);
   $("model").textContent = m.model + " on " + m.device;
   if (m.demo_notice) { $("demo-notice").textContent = m.demo_notice; $("demo-notice").hidden = false; }
+  // While the pipeline starts: which model part is loading, n/4 stages, device bytes so far.
+  const loading = m.pipeline_state !== "Started" && m.load;
+  $("load").hidden = !loading;
+  if (loading) $("load").textContent = "Loading " + m.load.stage + " (" + m.load.completed + "/" + m.load.total + ", " + gib(m.load.resident_bytes) + " resident)";
+  else if (m.pipeline_state === "Failed") { $("load").hidden = false; $("load").textContent = "The model failed to load; the next request retries."; }
 }
 
 function renderQueue(q) {

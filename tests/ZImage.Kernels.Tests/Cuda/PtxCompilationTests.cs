@@ -1,3 +1,4 @@
+using ZImage.Kernels.Tests.Infrastructure;
 using System.Reflection;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
@@ -73,6 +74,7 @@ public sealed class PtxCompilationTests
     }
 
     [Theory]
+    [NotPerBackend("parses the architecture list; no kernel runs")]
     [InlineData("sm_75x")]
     [InlineData("compute_80")]
     [InlineData(" , ")]

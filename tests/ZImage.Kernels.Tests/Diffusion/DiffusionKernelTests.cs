@@ -6,24 +6,26 @@ namespace ZImage.Kernels.Tests.Diffusion;
 [Collection(NormConvCollection.Name)]
 public sealed class DiffusionKernelTests(NormConvFixture fx)
 {
-    public static TheoryData<bool, int, int, int> Latents()
-    {
-        var d = new TheoryData<bool, int, int, int>();
-        foreach (bool gpu in new[] { false, true })
-        {
-            d.Add(gpu, 1, 2, 2);
-            d.Add(gpu, 3, 4, 6);
-            d.Add(gpu, 16, 6, 2);
-        }
+    private static readonly TheoryData<int, int, int> LatentShapes = new() { { 1, 2, 2 }, { 3, 4, 6 }, { 16, 6, 2 } };
 
-        return d;
-    }
+    public static TheoryData<KernelBackend, int, int, int> Latents() => KernelBackends.Matrix(LatentShapes, LatentShapes);
+
+    public static TheoryData<KernelBackend, int> EulerLengths() => KernelBackends.Matrix(new TheoryData<int>(7, 130), new TheoryData<int>(33));
+
+    public static TheoryData<KernelBackend, int, float, float> CfgCases() => KernelBackends.Matrix(
+        new TheoryData<int, float, float> { { 1, 0f, 0f }, { 33, 4f, 0f }, { 130, 4f, 1f }, { 1000, 3f, 1.5f } },
+        new TheoryData<int, float, float> { { 37, 4f, 1f }, { 7, 0.5f, 100f } });
+
+    public static TheoryData<KernelBackend> EveryBackend() => KernelBackends.All();
+
+    public static TheoryData<KernelBackend, int, int, int> PreviewShapes() => KernelBackends.Matrix(
+        new TheoryData<int, int, int> { { 16, 3, 5 }, { 4, 1, 1 } }, new TheoryData<int, int, int> { { 16, 2, 3 } });
 
     [Theory]
     [MemberData(nameof(Latents))]
-    public void PatchifyUsesPhPwCFeatureOrderAndUnpatchifyInvertsIt(bool gpu, int c, int hl, int wl)
+    public void PatchifyUsesPhPwCFeatureOrderAndUnpatchifyInvertsIt(KernelBackend backend, int c, int hl, int wl)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         int n = c * hl * wl, wt = wl / 2, ni = (hl / 2) * wt, features = 4 * c;
         var z = Random(n, n);
         var expected = new double[n];
@@ -49,47 +51,40 @@ public sealed class DiffusionKernelTests(NormConvFixture fx)
         using var bz = Upload(acc, z);
         using var bt = Upload(acc, tokens0);
         using var bo = Upload(acc, Poison(n));
-        fx.Diffusion(gpu).Patchify(bz.View, bt.View, c, hl, wl);
+        fx.Diffusion(backend).Patchify(bz.View, bt.View, c, hl, wl);
         var tokens = Download(acc, bt);
         AssertClose(expected, tokens[..n], atol: 0, rtol: 0, what: "patchify");
         Assert.All(tokens[n..], v => Assert.True(float.IsNaN(v)));
 
-        fx.Diffusion(gpu).Unpatchify(bt.View, bo.View, c, hl, wl);
+        fx.Diffusion(backend).Unpatchify(bt.View, bo.View, c, hl, wl);
         AssertClose(Widen(z), Download(acc, bo), atol: 0, rtol: 0, what: "unpatchify");
     }
 
     [Theory]
-    [InlineData(false, 7)]
-    [InlineData(false, 130)]
-    [InlineData(true, 33)]
-    public void EulerStepAddsDtTimesNegatedOutputAndDenormalizeDivides(bool gpu, int n)
+    [MemberData(nameof(EulerLengths))]
+    public void EulerStepAddsDtTimesNegatedOutputAndDenormalizeDivides(KernelBackend backend, int n)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var z = Random(n, n);
         var o = Random(n + 1, n);
         const float dt = -0.0454546f;
         using var bz = Upload(acc, z);
         using var bo = Upload(acc, o);
         using var by = Upload(acc, Poison(n));
-        fx.Diffusion(gpu).EulerStep(bz.View, bo.View, dt, n);
+        fx.Diffusion(backend).EulerStep(bz.View, bo.View, dt, n);
         var stepped = Download(acc, bz);
         for (int i = 0; i < n; i++) Assert.Equal(z[i] + dt * -o[i], stepped[i]);
 
-        fx.Diffusion(gpu).DenormalizeLatents(bz.View, 0.3611f, 0.1159f, by.View, n);
+        fx.Diffusion(backend).DenormalizeLatents(bz.View, 0.3611f, 0.1159f, by.View, n);
         var denorm = Download(acc, by);
         for (int i = 0; i < n; i++) Assert.Equal(stepped[i] / 0.3611f + 0.1159f, denorm[i]);
     }
 
     [Theory]
-    [InlineData(false, 1, 0f, 0f)]
-    [InlineData(false, 33, 4f, 0f)]
-    [InlineData(false, 130, 4f, 1f)]
-    [InlineData(false, 1000, 3f, 1.5f)]
-    [InlineData(true, 37, 4f, 1f)]
-    [InlineData(true, 7, 0.5f, 100f)]
-    public void CfgCombineMatchesReferenceAndRenormalises(bool gpu, int n, float g, float cfgNorm)
+    [MemberData(nameof(CfgCases))]
+    public void CfgCombineMatchesReferenceAndRenormalises(KernelBackend backend, int n, float g, float cfgNorm)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var pos = Random(n + 10, n);
         var neg = Random(n + 11, n);
         var expected = new double[n];
@@ -112,13 +107,13 @@ public sealed class DiffusionKernelTests(NormConvFixture fx)
         using var bp = Upload(acc, pos);
         using var bn = Upload(acc, neg);
         using var bo = Upload(acc, Poison(n));
-        fx.Diffusion(gpu).CfgCombine(bp.View, bn.View, g, cfgNorm, bo.View, n);
+        fx.Diffusion(backend).CfgCombine(bp.View, bn.View, g, cfgNorm, bo.View, n);
         var first = Download(acc, bo);
         AssertClose(expected, first, atol: 1e-5, rtol: 1e-5);
 
         // Deterministic: a rerun is bitwise identical.
         using var bo2 = Upload(acc, Poison(n));
-        fx.Diffusion(gpu).CfgCombine(bp.View, bn.View, g, cfgNorm, bo2.View, n);
+        fx.Diffusion(backend).CfgCombine(bp.View, bn.View, g, cfgNorm, bo2.View, n);
         Assert.Equal(first, Download(acc, bo2));
     }
 
@@ -169,11 +164,10 @@ public sealed class DiffusionKernelTests(NormConvFixture fx)
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void ImageToRgb8ClampsAndRoundsHalfToEven(bool gpu)
+    [MemberData(nameof(EveryBackend))]
+    public void ImageToRgb8ClampsAndRoundsHalfToEven(KernelBackend backend)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var mids = Midpoints();
         Assert.True(mids.Count >= 20, $"only {mids.Count} midpoint inputs found");
         var special = new List<float> { -1f, 1f, 0f, -2f, 3f, float.NaN, float.PositiveInfinity, float.NegativeInfinity };
@@ -183,7 +177,7 @@ public sealed class DiffusionKernelTests(NormConvFixture fx)
         var image = values.ToArray();
         using var bi = Upload(acc, image);
         using var bo = Upload(acc, Enumerable.Repeat((byte)77, 3 * h * w + 5).ToArray());
-        fx.Diffusion(gpu).ImageToRgb8(bi.View, bo.View, h, w);
+        fx.Diffusion(backend).ImageToRgb8(bi.View, bo.View, h, w);
         var rgb = Download(acc, bo);
         int pixels = h * w;
         for (int p = 0; p < pixels; p++)
@@ -198,12 +192,10 @@ public sealed class DiffusionKernelTests(NormConvFixture fx)
     }
 
     [Theory]
-    [InlineData(false, 16, 3, 5)]
-    [InlineData(true, 16, 2, 3)]
-    [InlineData(false, 4, 1, 1)]
-    public void LatentPreviewProjectsChannelsToRgb(bool gpu, int c, int h, int w)
+    [MemberData(nameof(PreviewShapes))]
+    public void LatentPreviewProjectsChannelsToRgb(KernelBackend backend, int c, int h, int w)
     {
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         int pixels = h * w;
         var z = Random(c + h, c * pixels);
         var proj = Random(c + 1, 3 * c, 0.3f);
@@ -212,7 +204,7 @@ public sealed class DiffusionKernelTests(NormConvFixture fx)
         using var bp = Upload(acc, proj);
         using var bb = Upload(acc, bias);
         using var bo = Upload(acc, new byte[3 * pixels]);
-        fx.Diffusion(gpu).LatentPreview(bz.View, bp.View, bb.View, bo.View, c, h, w);
+        fx.Diffusion(backend).LatentPreview(bz.View, bp.View, bb.View, bo.View, c, h, w);
         var rgb = Download(acc, bo);
         for (int p = 0; p < pixels; p++)
         {

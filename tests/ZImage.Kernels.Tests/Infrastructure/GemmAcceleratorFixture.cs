@@ -50,6 +50,10 @@ public sealed class GemmAcceleratorFixture : IDisposable
     public AttentionKernels Attention(KernelBackend backend) => _attention[backend];
     /// <summary>RoPE kernels for a variant on its CPU accelerator.</summary>
     public RopeKernels Rope(KernelVariant variant) => _rope[OnCpu(variant)];
+    /// <summary>RoPE kernels of a backend.</summary>
+    public RopeKernels Rope(KernelBackend backend) => _rope[backend];
+    /// <summary>The kernel context of a backend.</summary>
+    public KernelContext For(KernelBackend backend) => _backends.For(backend);
 
     private static KernelBackend OnCpu(KernelVariant variant) =>
         variant == KernelVariant.Gpu ? KernelBackend.CpuGpuShaped : KernelBackend.CpuPortable;

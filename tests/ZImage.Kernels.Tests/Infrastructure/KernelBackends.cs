@@ -29,15 +29,32 @@ public static class KernelBackends
     /// <summary>Whether ILGPU sees a CUDA device here (probed once per test run).</summary>
     public static bool HasCuda => s_hasCuda.Value;
 
+    private static readonly AsyncLocal<bool?> s_rowsForCuda = new();
+
     /// <summary>The backends available here, CPU ones first.</summary>
-    public static IReadOnlyList<KernelBackend> Available =>
-        HasCuda ? [KernelBackend.CpuPortable, KernelBackend.CpuGpuShaped, KernelBackend.Cuda] : [KernelBackend.CpuPortable, KernelBackend.CpuGpuShaped];
+    public static IReadOnlyList<KernelBackend> Available => BackendsFor(HasCuda);
+
+    // Whether the data sources generate CUDA rows: where ILGPU finds a device, or inside PretendCudaForRows.
+    private static bool RowsForCuda => s_rowsForCuda.Value ?? HasCuda;
+
+    private static IReadOnlyList<KernelBackend> BackendsFor(bool cuda) =>
+        cuda ? [KernelBackend.CpuPortable, KernelBackend.CpuGpuShaped, KernelBackend.Cuda] : [KernelBackend.CpuPortable, KernelBackend.CpuGpuShaped];
+
+    /// <summary>
+    /// Makes the data sources on this async flow generate the rows a CUDA machine gets (nothing runs on CUDA), so
+    /// <c>BackendCoverageTests</c> can check on any machine that every conformance theory would get its CUDA rows.
+    /// </summary>
+    public static IDisposable PretendCudaForRows()
+    {
+        s_rowsForCuda.Value = true;
+        return new ResetRows();
+    }
 
     /// <summary>One row per available backend, for theories whose only parameter is the backend.</summary>
     public static TheoryData<KernelBackend> All()
     {
         var data = new TheoryData<KernelBackend>();
-        foreach (var backend in Available)
+        foreach (var backend in BackendsFor(RowsForCuda))
             data.Add(backend);
         return data;
     }
@@ -50,6 +67,10 @@ public static class KernelBackends
     /// </summary>
     public static TheoryData<KernelBackend, T1, T2> Matrix<T1, T2>(TheoryData<T1, T2> portable, TheoryData<T1, T2> simulatedGpu) =>
         Build(portable, simulatedGpu, new TheoryData<KernelBackend, T1, T2>(), (d, b, r) => d.Add(b, (T1)r[0]!, (T2)r[1]!));
+
+    /// <inheritdoc cref="Matrix{T1, T2}(TheoryData{T1, T2}, TheoryData{T1, T2})" />
+    public static TheoryData<KernelBackend, T1> Matrix<T1>(TheoryData<T1> portable, TheoryData<T1> simulatedGpu) =>
+        Build(portable, simulatedGpu, new TheoryData<KernelBackend, T1>(), (d, b, r) => d.Add(b, (T1)r[0]!));
 
     /// <inheritdoc cref="Matrix{T1, T2}(TheoryData{T1, T2}, TheoryData{T1, T2})" />
     public static TheoryData<KernelBackend, T1, T2, T3> Matrix<T1, T2, T3>(TheoryData<T1, T2, T3> portable, TheoryData<T1, T2, T3> simulatedGpu) =>
@@ -79,7 +100,7 @@ public static class KernelBackends
             add(data, KernelBackend.CpuPortable, row);
         foreach (var row in gpuRows)
             add(data, KernelBackend.CpuGpuShaped, row);
-        if (HasCuda)
+        if (RowsForCuda)
         {
             // CUDA is fast: it runs the portable cases too, each distinct case once.
             var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -112,6 +133,11 @@ public static class KernelBackends
             KernelBackend.Cuda when HasCuda => CudaDevices(context).First().CreateAccelerator(context),
             _ => throw new ArgumentOutOfRangeException(nameof(backend), backend, $"Backend must be one of: {string.Join(", ", Available)}."),
         };
+    }
+
+    private sealed class ResetRows : IDisposable
+    {
+        public void Dispose() => s_rowsForCuda.Value = null;
     }
 
     private static IEnumerable<Device> CudaDevices(Context context) =>
@@ -163,6 +189,17 @@ public sealed class BackendAccelerators : IDisposable
 
         Context.Dispose();
     }
+}
+
+/// <summary>
+/// Marks a theory in the kernel test assembly that is deliberately not run per backend (argument validation, offline
+/// PTX compilation); <c>BackendCoverageTests</c> requires every other theory to take its rows from <see cref="KernelBackends"/>.
+/// </summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class NotPerBackendAttribute(string reason) : Attribute
+{
+    /// <summary>Why the theory does not depend on the backend.</summary>
+    public string Reason { get; } = reason;
 }
 
 /// <summary>One kernel family per backend, compiled on first use (compiling is the slow part of these tests).</summary>

@@ -57,6 +57,9 @@ public sealed class NormConvFixture : IDisposable
     /// <summary>Elementwise kernels for a variant on its CPU accelerator.</summary>
     public ElementwiseKernels Elementwise(bool gpu) => _elementwise[OnCpu(gpu)];
 
+    /// <summary>Elementwise kernels of a backend.</summary>
+    public ElementwiseKernels Elementwise(KernelBackend backend) => _elementwise[backend];
+
     /// <summary>Conv kernels for a variant on its CPU accelerator.</summary>
     public ConvKernels Conv(bool gpu) => _conv[OnCpu(gpu)];
 
@@ -65,6 +68,9 @@ public sealed class NormConvFixture : IDisposable
 
     /// <summary>Diffusion kernels for a variant on its CPU accelerator.</summary>
     public DiffusionKernels Diffusion(bool gpu) => _diffusion[OnCpu(gpu)];
+
+    /// <summary>Diffusion kernels of a backend.</summary>
+    public DiffusionKernels Diffusion(KernelBackend backend) => _diffusion[backend];
 
     /// <inheritdoc />
     public void Dispose()

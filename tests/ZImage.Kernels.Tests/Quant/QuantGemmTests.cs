@@ -12,33 +12,34 @@ namespace ZImage.Kernels.Tests.Quant;
 [Collection(GemmAcceleratorCollection.Name)]
 public sealed class QuantGemmTests(GemmAcceleratorFixture fx)
 {
-    public static TheoryData<bool, int, int, int, bool, bool> Cases()
+    public static TheoryData<KernelBackend, int, int, int, bool, bool> Cases()
     {
-        var d = new TheoryData<bool, int, int, int, bool, bool>();
+        var portable = new TheoryData<int, int, int, bool, bool>();
+        var gpu = new TheoryData<int, int, int, bool, bool>();
         foreach (bool fp8 in new[] { false, true })
         {
             foreach (int[] s in new[] { new[] { 1, 1, 1 }, new[] { 7, 65, 70 }, new[] { 33, 3, 5 }, new[] { 70, 131, 33 } })
             {
-                d.Add(false, s[0], s[1], s[2], fp8, true);
-                d.Add(false, s[0], s[1], s[2], fp8, false);
+                portable.Add(s[0], s[1], s[2], fp8, true);
+                portable.Add(s[0], s[1], s[2], fp8, false);
             }
-            d.Add(true, 7, 65, 70, fp8, true);
-            d.Add(true, 33, 3, 5, fp8, false);
+            gpu.Add(7, 65, 70, fp8, true);
+            gpu.Add(33, 3, 5, fp8, false);
         }
-        return d;
+        return KernelBackends.Matrix(portable, gpu);
     }
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void MatchesFloat64ReferenceOfTheDequantizedWeights(bool gpu, int m, int n, int k, bool fp8, bool withBias)
+    public void MatchesFloat64ReferenceOfTheDequantizedWeights(KernelBackend backend, int m, int n, int k, bool fp8, bool withBias)
     {
-        var rng = new Random(m * 7919 + n * 31 + k + (fp8 ? 1 : 0) + (gpu ? 2 : 0));
+        var rng = new Random(m * 7919 + n * 31 + k + (fp8 ? 1 : 0) + (backend == KernelBackend.CpuPortable ? 0 : 2));
         float[] x = GemmReference.Random(rng, m * k);
         float[] w = GemmReference.Random(rng, n * k, 3f);
         w[0] = 0; // a zero weight and (for n > 1) a zero row exercise the zero-scale path
         if (n > 1) Array.Clear(w, k, k);
         float[]? b = withBias ? GemmReference.Random(rng, n) : null;
-        var ctx = gpu ? fx.Gpu : fx.Portable;
+        var ctx = fx.For(backend);
         var kernels = new QuantGemmKernels(ctx);
         var acc = ctx.Accelerator;
 
@@ -75,7 +76,7 @@ public sealed class QuantGemmTests(GemmAcceleratorFixture fx)
             Assert.True(Math.Abs(deq[i] - w[i]) <= step * 1.0001, $"weight {i}: {w[i]} dequantizes to {deq[i]}");
         }
         var (expected, magnitude) = GemmReference.Linear(x, deq, b, m, n, k);
-        GemmReference.AssertClose(expected, magnitude, yb.GetAsArray1D(), 1e-6 * Math.Sqrt(k) + 1e-7, $"{(gpu ? "gpu" : "portable")} {(fp8 ? "fp8" : "int8")} {m}x{n}x{k} bias={withBias}");
+        GemmReference.AssertClose(expected, magnitude, yb.GetAsArray1D(), 1e-6 * Math.Sqrt(k) + 1e-7, $"{backend} {(fp8 ? "fp8" : "int8")} {m}x{n}x{k} bias={withBias}");
     }
 
     [Fact]

@@ -7,27 +7,28 @@ namespace ZImage.Kernels.Tests.Rope;
 [Collection(GemmAcceleratorCollection.Name)]
 public sealed class RopeCorrectnessTests(GemmAcceleratorFixture fx)
 {
-    /// <summary>(variant, rotate-half, S, Hq, Hk (0 = single tensor), Dh).</summary>
-    public static TheoryData<KernelVariant, bool, int, int, int, int> Cases()
+    /// <summary>(backend, rotate-half, S, Hq, Hk (0 = single tensor), Dh).</summary>
+    public static TheoryData<KernelBackend, bool, int, int, int, int> Cases()
     {
-        var data = new TheoryData<KernelVariant, bool, int, int, int, int>();
-        foreach (KernelVariant variant in new[] { KernelVariant.Portable, KernelVariant.Gpu })
+        var both = new TheoryData<bool, int, int, int, int>();
         foreach (bool rotateHalf in new[] { false, true })
         {
-            data.Add(variant, rotateHalf, 1, 1, 0, 2);
-            data.Add(variant, rotateHalf, 7, 3, 0, 16);
-            data.Add(variant, rotateHalf, 5, 4, 2, 32);
-            data.Add(variant, rotateHalf, 3, 2, 1, 128);
+            both.Add(rotateHalf, 1, 1, 0, 2);
+            both.Add(rotateHalf, 7, 3, 0, 16);
+            both.Add(rotateHalf, 5, 4, 2, 32);
+            both.Add(rotateHalf, 3, 2, 1, 128);
         }
-        data.Add(KernelVariant.Portable, false, 33, 5, 5, 64);
-        data.Add(KernelVariant.Portable, true, 33, 8, 2, 64);
-        return data;
+        var portable = new TheoryData<bool, int, int, int, int>();
+        foreach (object[] row in both) portable.Add((bool)row[0], (int)row[1], (int)row[2], (int)row[3], (int)row[4]);
+        portable.Add(false, 33, 5, 5, 64);
+        portable.Add(true, 33, 8, 2, 64);
+        return KernelBackends.Matrix(portable, both);
     }
 
     /// <summary>Rotated values match the reference; in the q+k form both tensors are rotated with the same tables.</summary>
     [Theory]
     [MemberData(nameof(Cases))]
-    public void MatchesFloat64Reference(KernelVariant variant, bool rotateHalf, int s, int hq, int hk, int dh)
+    public void MatchesFloat64Reference(KernelBackend backend, bool rotateHalf, int s, int hq, int hk, int dh)
     {
         var rng = new Random(s * 131 + hq * 17 + hk * 5 + dh + (rotateHalf ? 1 : 0));
         int width = rotateHalf ? dh : dh / 2;
@@ -36,7 +37,7 @@ public sealed class RopeCorrectnessTests(GemmAcceleratorFixture fx)
         var angles = GemmReference.Random(rng, s * width, 4f);
         float[] cos = angles.Select(MathF.Cos).ToArray();
         float[] sin = angles.Select(MathF.Sin).ToArray();
-        RopeKernels rope = fx.Rope(variant);
+        RopeKernels rope = fx.Rope(backend);
         var acc = rope.Context.Accelerator;
         using var qb = GemmAcceleratorFixture.Upload(acc, q);
         using var kb = GemmAcceleratorFixture.Upload(acc, k);
@@ -64,7 +65,7 @@ public sealed class RopeCorrectnessTests(GemmAcceleratorFixture fx)
             var (expected, magnitude) = rotateHalf
                 ? AttnReference.RopeRotateHalf(input, cos, sin, s, heads, dh)
                 : AttnReference.RopeInterleaved(input, cos, sin, s, heads, dh);
-            GemmReference.AssertClose(expected, magnitude, actual, 1e-6, $"{variant} rope {name} rotateHalf={rotateHalf} S={s} H={heads} Dh={dh}");
+            GemmReference.AssertClose(expected, magnitude, actual, 1e-6, $"{backend} rope {name} rotateHalf={rotateHalf} S={s} H={heads} Dh={dh}");
         }
     }
 

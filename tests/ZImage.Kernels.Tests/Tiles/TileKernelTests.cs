@@ -10,26 +10,22 @@ namespace ZImage.Kernels.Tests.Tiles;
 [Collection(NormConvCollection.Name)]
 public sealed class TileKernelTests(NormConvFixture fx)
 {
-    public static TheoryData<bool, int, int, int> Windows()
-    {
-        var d = new TheoryData<bool, int, int, int>();
-        foreach (bool gpu in new[] { false, true })
-            foreach (var (c, h, w) in new[] { (1, 1, 1), (3, 5, 7), (2, 9, 4) }) d.Add(gpu, c, h, w);
-        return d;
-    }
+    private static readonly TheoryData<int, int, int> WindowRows = new() { { 1, 1, 1 }, { 3, 5, 7 }, { 2, 9, 4 } };
+
+    public static TheoryData<KernelBackend, int, int, int> Windows() => KernelBackends.Matrix(WindowRows, WindowRows);
 
     [Theory]
     [MemberData(nameof(Windows))]
-    public void CopyWindowMovesExactlyTheWindow(bool gpu, int c, int h, int w)
+    public void CopyWindowMovesExactlyTheWindow(KernelBackend backend, int c, int h, int w)
     {
         const int sh = 11, sw = 13, dh = 10, dw = 9;
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var src = Random(c * 31 + h, c * sh * sw, 3f);
         var dst = Poison(c * dh * dw);
         int sy = sh - h, sx = 2, dy = 1, dx = dw - w;
         using var bs = Upload(acc, src);
         using var bd = Upload(acc, dst);
-        new TileKernels(fx.For(gpu)).CopyWindow(bs.View, sh, sw, sy, sx, bd.View, dh, dw, dy, dx, c, h, w);
+        new TileKernels(fx.For(backend)).CopyWindow(bs.View, sh, sw, sy, sx, bd.View, dh, dw, dy, dx, c, h, w);
         var expected = (float[])dst.Clone();
         for (int ch = 0; ch < c; ch++)
             for (int y = 0; y < h; y++)
@@ -39,27 +35,22 @@ public sealed class TileKernelTests(NormConvFixture fx)
         Assert.Equal(Array.ConvertAll(expected, BitConverter.SingleToInt32Bits), Array.ConvertAll(Download(acc, bd), BitConverter.SingleToInt32Bits));
     }
 
-    public static TheoryData<bool, bool, int> Blends()
-    {
-        var d = new TheoryData<bool, bool, int>();
-        foreach (bool gpu in new[] { false, true })
-            foreach (bool vertical in new[] { true, false })
-                foreach (int e in new[] { 1, 3, 5 }) d.Add(gpu, vertical, e);
-        return d;
-    }
+    private static readonly TheoryData<bool, int> BlendRows = new() { { true, 1 }, { true, 3 }, { true, 5 }, { false, 1 }, { false, 3 }, { false, 5 } };
+
+    public static TheoryData<KernelBackend, bool, int> Blends() => KernelBackends.Matrix(BlendRows, BlendRows);
 
     [Theory]
     [MemberData(nameof(Blends))]
-    public void BlendEdgeIsDiffusersBlend(bool gpu, bool vertical, int extent)
+    public void BlendEdgeIsDiffusersBlend(KernelBackend backend, bool vertical, int extent)
     {
         const int c = 2, h = 5, w = 7;
         int ph = vertical ? 6 : h, pw = vertical ? w : 9;
-        var acc = fx.For(gpu).Accelerator;
+        var acc = fx.For(backend).Accelerator;
         var prev = Random(extent * 7 + 1, c * ph * pw, 2f);
         var cur = Random(extent * 7 + 2, c * h * w, 2f);
         using var bp = Upload(acc, prev);
         using var bc = Upload(acc, cur);
-        new TileKernels(fx.For(gpu)).BlendEdge(bp.View, ph, pw, bc.View, c, h, w, extent, vertical);
+        new TileKernels(fx.For(backend)).BlendEdge(bp.View, ph, pw, bc.View, c, h, w, extent, vertical);
 
         // blend_v: b[:, :, y, :] = a[:, :, -e + y, :] * (1 - y / e) + b[:, :, y, :] * (y / e); blend_h along x.
         var expected = Array.ConvertAll(cur, v => (double)v);

@@ -152,4 +152,21 @@ public sealed class ConfigLoadingTests : IDisposable
         File.WriteAllText(Path.Combine(root, "transformer/config.json"), "{\"dim\": 64,,");
         Assert.Throws<CheckpointConfigurationException>(() => ZImageConfig.Load(root));
     }
+
+    // Fuzz family of the safetensors header bug: System.Text.Json parses "\ud800" but cannot read it as text.
+    [Theory]
+    [InlineData("model_index.json", "{\"x\\ud800\": 1, ")]
+    [InlineData("model_index.json", "{\"_name_or_path\": \"a\\udc00\", ")]
+    [InlineData("transformer/config.json", "{\"x\\ud800\": 1, ")]
+    [InlineData("transformer/config.json", "{\"_class_name\": \"a\\udc00\", ")]
+    [InlineData("text_encoder/config.json", "{\"hidden_act\": \"silu\\ud800\", ")]
+    public void AnEscapedLoneSurrogateInAConfigIsAConfigurationErrorNamingTheFile(string file, string prefix)
+    {
+        string root = TinyCopy();
+        string path = Path.Combine(root, file);
+        string text = File.ReadAllText(path).TrimStart();
+        File.WriteAllText(path, prefix + text[1..]);
+        var ex = Assert.Throws<CheckpointConfigurationException>(() => ZImageConfig.Load(root));
+        Assert.Contains(Path.GetFileName(file), ex.ConfigSource);
+    }
 }

@@ -18,14 +18,14 @@ internal sealed class TinyTransformer : IDisposable
     private readonly SafetensorsCheckpoint _reader;
 
     public TinyTransformer(ComputeFixture fx, TensorDType matrixDType, AllocatorSettings? settings = null, Action<CachingAllocator>? beforeLoad = null,
-        string? transformerDir = null)
+        string? transformerDir = null, TensorDType? quantized = null, Func<ISafetensorsReader, ISafetensorsReader>? wrapReader = null)
     {
         _fx = fx;
         Config = ZImageConfig.Load(FixturePaths.TinyCheckpoint).Transformer;
         Allocator = fx.CreateAllocator(settings);
         beforeLoad?.Invoke(Allocator);
         _reader = SafetensorsCheckpoint.Open(transformerDir ?? Path.Combine(FixturePaths.TinyCheckpoint, ZImageConfig.TransformerFolder));
-        Weights = new CheckpointWeights(_reader, Allocator, new CheckpointWeightsOptions { MatrixDType = matrixDType });
+        Weights = new CheckpointWeights(wrapReader?.Invoke(_reader) ?? _reader, Allocator, new CheckpointWeightsOptions { MatrixDType = matrixDType, QuantizedDType = quantized });
         Context = new ComputeContext(Allocator, fx.Ops);
         Model = new ZImageTransformer(Config, Weights, Context);
     }

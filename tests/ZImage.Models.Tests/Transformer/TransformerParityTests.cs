@@ -126,43 +126,13 @@ public sealed class TransformerParityTests(ComputeFixture fx, ITestOutputHelper 
         // Every stored weight multiplied by 1 ± 1% (seeded random sign): the bf16 run must leave the calibrated bounds.
         var c = ReferenceCases.Get("tr_64x64_L7_t0");
         using var tmp = new TempDirectory();
-        string dir = Path.Combine(FixturePaths.TinyCheckpoint, Runtime.Models.Configuration.ZImageConfig.TransformerFolder);
-        foreach (var file in Directory.GetFiles(dir)) File.Copy(file, Path.Combine(tmp.Path, Path.GetFileName(file)));
-        var rng = new Random(1);
-        foreach (var shard in Directory.GetFiles(tmp.Path, "*.safetensors"))
-            SafetensorsEditing.Rewrite(shard, entries => entries.Select(e => Perturb(e, rng)));
+        SafetensorsEditing.PerturbedCopy(Path.Combine(FixturePaths.TinyCheckpoint, Runtime.Models.Configuration.ZImageConfig.TransformerFolder), tmp.Path);
         using var dit = new TinyTransformer(fx, TensorDType.BF16, transformerDir: tmp.Path);
         float[] actual = dit.Forward(c.LoadFloat("x"), c.LoadFloat("t").Data[0], c.LoadFloat("cap_feats"));
         var (oneMinusCos, relL2) = ErrorMetrics.Compare(c.LoadFloat("out").Data, actual);
         output.WriteLine($"1% weight error: bf16 1-cosine {oneMinusCos:G3}, relative L2 {relL2:G3}");
         Assert.True(oneMinusCos > Bf16MaxOneMinusCosine, $"a 1% weight error gives 1 - cosine {oneMinusCos:G3}, inside the bound {Bf16MaxOneMinusCosine:G3}");
         Assert.True(relL2 > Bf16MaxRelativeL2, $"a 1% weight error gives relative L2 {relL2:G3}, inside the bound {Bf16MaxRelativeL2:G3}");
-    }
-
-    private static Runtime.Models.Safetensors.SafetensorsEntry Perturb(Runtime.Models.Safetensors.SafetensorsEntry e, Random rng)
-    {
-        var bytes = e.Data.ToArray();
-        switch (e.DType)
-        {
-            case Runtime.Models.Safetensors.SafetensorsDType.F32:
-                for (int i = 0; i < bytes.Length; i += 4)
-                {
-                    float v = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i));
-                    System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i), v * (rng.Next(2) == 0 ? 1.01f : 0.99f));
-                }
-                break;
-            case Runtime.Models.Safetensors.SafetensorsDType.BF16:
-                for (int i = 0; i < bytes.Length; i += 2)
-                {
-                    uint bits = (uint)System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(i)) << 16;
-                    float v = BitConverter.UInt32BitsToSingle(bits) * (rng.Next(2) == 0 ? 1.01f : 0.99f);
-                    uint f = BitConverter.SingleToUInt32Bits(v);
-                    uint rounded = (f + 0x7FFF + ((f >> 16) & 1)) >> 16; // round to nearest even
-                    System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(i), (ushort)rounded);
-                }
-                break;
-        }
-        return e with { Data = bytes };
     }
 
     private static double MaxAbs(ReadOnlySpan<float> a, ReadOnlySpan<float> b)

@@ -107,6 +107,7 @@ public sealed class RecordingEngine(ZImageEngine inner) : IGenerationEngine
     }
 
     public bool SupportsImageEditing => inner.SupportsImageEditing;
+    public IReadOnlyList<Runtime.Models.Lora.LoraSpec> Loras => inner.Loras;
 
     public void BlendMasked(Tensor latents, Tensor imageLatents, Tensor noise, Tensor mask, float sigma)
     {

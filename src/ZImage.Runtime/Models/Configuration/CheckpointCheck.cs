@@ -90,12 +90,9 @@ public static class CheckpointCheck
         {
             _ = Qwen2Tokenizer.Load(tokDir);
         }
-        // A malformed tokenizer.json can surface as a JSON accessor error rather than TokenizerFormatException;
-        // whatever the reader throws, it is a problem of this file, reported with its message.
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (TokenizerFormatException e)
         {
-            problems.Add(new CheckpointProblem("tokenizer", "tokenizer", e is TokenizerFormatException ? e.Message
-                : $"Invalid tokenizer '{Path.Combine(tokDir, "tokenizer.json")}': {e.Message}"));
+            problems.Add(new CheckpointProblem("tokenizer", "tokenizer", e.Message));
         }
     }
 

@@ -41,7 +41,14 @@ public sealed record ModelIndex
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            string text = File.ReadAllText(path);
+            doc = JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            if (JsonStrings.TryFindUnreadableString(System.Text.Encoding.UTF8.GetBytes(text),
+                    new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }, out long offset, out string problem))
+            {
+                doc.Dispose();
+                throw new CheckpointConfigurationException(path, null, JsonStrings.Describe(offset, problem) + ".");
+            }
         }
         catch (JsonException ex)
         {

@@ -115,7 +115,14 @@ public sealed class SafetensorsCheckpoint : ISafetensorsReader
             byte[] bytes = File.ReadAllBytes(indexPath);
             // Editors on Windows like to prepend a UTF-8 BOM; JsonDocument rejects it.
             int start = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? 3 : 0;
+            if (!System.Text.Unicode.Utf8.IsValid(bytes.AsSpan(start)))
+                throw new SafetensorsFormatException(indexPath, null, "the shard index is not valid UTF-8.");
             doc = JsonDocument.Parse(bytes.AsMemory(start));
+            if (JsonStrings.TryFindUnreadableString(bytes.AsSpan(start), default, out long offset, out string problem))
+            {
+                doc.Dispose();
+                throw new SafetensorsFormatException(indexPath, null, $"the shard index: {JsonStrings.Describe(offset, problem)}.");
+            }
         }
         catch (JsonException ex)
         {

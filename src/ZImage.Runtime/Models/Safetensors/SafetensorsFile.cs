@@ -9,7 +9,7 @@ namespace ZImage.Runtime.Models.Safetensors;
 /// One <c>.safetensors</c> file, validated on open and read through a read-only memory mapping. Layout: u64
 /// little-endian header length N, N bytes of UTF-8 JSON (<c>{"__metadata__":{...}, name: {"dtype","shape","data_offsets"}}</c>),
 /// then the raw data section. Open checks that the header length is bounded, the header is valid UTF-8 and well-formed
-/// JSON, every dtype is known, every shape × element size equals its byte span, and, as the reference implementation
+/// JSON whose strings are all readable (no escaped lone surrogate), every dtype is known, every shape × element size equals its byte span, and, as the reference implementation
 /// does, that the spans cover the data section exactly: contiguous from offset 0, with no hole between tensors and no
 /// trailing bytes after the last one.
 /// </summary>
@@ -167,6 +167,11 @@ public sealed unsafe class SafetensorsFile : ISafetensorsReader
         catch (JsonException ex)
         {
             throw new SafetensorsFormatException(path, null, $"the header is not valid JSON ({ex.Message}).", ex);
+        }
+        if (JsonStrings.TryFindUnreadableString(header, new JsonReaderOptions { MaxDepth = 8 }, out long offset, out string problem))
+        {
+            doc.Dispose();
+            throw new SafetensorsFormatException(path, null, JsonStrings.Describe(offset, problem) + ".");
         }
 
         using (doc)

@@ -52,7 +52,7 @@ public sealed class Qwen3TextEncoder : IDisposable
         {
             var source = weights as IStreamableWeights
                 ?? throw new ArgumentException($"Streaming the text-encoder layers needs an {nameof(IStreamableWeights)} provider; {weights.GetType().Name} is not one.", nameof(weights));
-            _ring = new LayerRing<Layer>(source, context.Allocator, count, (w, i) => BuildLayer(w, config, keyPrefix, i));
+            _ring = new LayerRing<Layer>(source, context.Allocator, count, (w, i) => BuildLayer(w, config, keyPrefix, i), ops: context.Ops);
             _layers = [];
         }
         else

@@ -94,110 +94,121 @@ public sealed class Qwen2Tokenizer
         (uint)id < (uint)_idToToken.Length && _idToToken[id] is { } t ? t
             : throw new ArgumentOutOfRangeException(nameof(id), id, $"Token id must be an assigned id in [0, {_idToToken.Length}).");
 
+    /// <summary>Largest token id a tokenizer.json may assign (the id table is allocated up to the largest id).</summary>
+    public const int MaxTokenId = (1 << 24) - 1;
+
     /// <summary>
     /// Loads <c>tokenizer.json</c> from <paramref name="tokenizerDir"/> (and, when present, checks that
     /// <c>tokenizer_config.json</c>'s chat template renders a user turn and the generation prompt as <see cref="ChatTemplate"/>).
     /// </summary>
-    /// <exception cref="TokenizerFormatException">A file is missing, malformed, or uses an unsupported feature.</exception>
+    /// <exception cref="TokenizerFormatException">
+    /// A file is missing, is not UTF-8 JSON, a field is missing or has the wrong JSON type or value (the message names
+    /// the file and the field, e.g. <c>model.merges[12]</c>), or the file uses an unsupported feature.
+    /// </exception>
     public static Qwen2Tokenizer Load(string tokenizerDir)
     {
         ArgumentException.ThrowIfNullOrEmpty(tokenizerDir);
         string path = Path.GetFullPath(Path.Combine(tokenizerDir, "tokenizer.json"));
         if (!File.Exists(path)) throw new TokenizerFormatException(path, "the file does not exist.");
         CheckChatTemplate(Path.Combine(Path.GetDirectoryName(path)!, "tokenizer_config.json"));
-        JsonDocument doc;
-        try
+        using JsonDocument doc = TokenizerJson.Parse(path);
+        var json = new TokenizerJson(path);
+        JsonElement root = json.Root(doc);
+        JsonElement model = json.Object(root, "model", "model");
+        CheckPipeline(json, root, model);
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (JsonProperty p in json.Object(model, "vocab", "model.vocab").EnumerateObject())
+            vocab[p.Name] = json.Id(p.Value, $"model.vocab['{p.Name}']");
+        var merges = new Dictionary<long, (int, int)>();
+        int rank = 0;
+        foreach (JsonElement m in json.Array(model, "merges", "model.merges").EnumerateArray())
         {
-            doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            string field = $"model.merges[{rank}]";
+            (string a, string b) = m.ValueKind switch
+            {
+                JsonValueKind.Array when m.GetArrayLength() == 2 && m[0].ValueKind == JsonValueKind.String && m[1].ValueKind == JsonValueKind.String
+                    => (m[0].GetString()!, m[1].GetString()!),
+                JsonValueKind.String when m.GetString()!.Split(' ') is [{ Length: > 0 } x, { Length: > 0 } y] => (x, y),
+                _ => throw new TokenizerFormatException(path, $"{field} = {TokenizerJson.Raw(m)} is neither [\"a\",\"b\"] nor \"a b\"."),
+            };
+            if (!vocab.TryGetValue(a, out int ia) || !vocab.TryGetValue(b, out int ib) || !vocab.TryGetValue(a + b, out int merged))
+                throw new TokenizerFormatException(path, $"{field} ('{a}', '{b}') uses or produces a token missing from the vocabulary.");
+            merges.TryAdd(Key(ia, ib), (rank, merged));
+            rank++;
         }
-        catch (JsonException ex)
+        var added = new List<AddedToken>();
+        var addedIds = new HashSet<int>();
+        if (root.TryGetProperty("added_tokens", out JsonElement at) && at.ValueKind != JsonValueKind.Null)
         {
-            throw new TokenizerFormatException(path, $"not valid JSON ({ex.Message}).", ex);
+            int i = 0;
+            foreach (JsonElement a in json.ArrayValue(at, "added_tokens").EnumerateArray())
+            {
+                string field = $"added_tokens[{i++}]";
+                json.ObjectValue(a, field);
+                int id = json.Id(json.Required(a, "id", field + ".id"), field + ".id");
+                string content = json.String(a, "content", field + ".content");
+                if (content.Length == 0) throw new TokenizerFormatException(path, $"{field}.content is empty.");
+                if (!addedIds.Add(id)) throw new TokenizerFormatException(path, $"{field}.id = {id} is used by an earlier added token.");
+                bool Flag(string f) => json.OptionalBool(a, f, $"{field}.{f}");
+                added.Add(new AddedToken(id, content, Flag("special"), Flag("lstrip"), Flag("rstrip")));
+            }
         }
-        using (doc)
+        foreach (string special in (string[])["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
         {
-            JsonElement root = doc.RootElement;
-            CheckPipeline(path, root);
-            JsonElement model = root.GetProperty("model");
-            var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-            foreach (JsonProperty p in model.GetProperty("vocab").EnumerateObject())
-            {
-                int id = p.Value.GetInt32();
-                if (id < 0) throw new TokenizerFormatException(path, $"model.vocab['{p.Name}'] = {id} is negative.");
-                vocab[p.Name] = id;
-            }
-            var merges = new Dictionary<long, (int, int)>();
-            int rank = 0;
-            foreach (JsonElement m in model.GetProperty("merges").EnumerateArray())
-            {
-                (string a, string b) = m.ValueKind switch
-                {
-                    JsonValueKind.Array when m.GetArrayLength() == 2 => (m[0].GetString()!, m[1].GetString()!),
-                    JsonValueKind.String when m.GetString()!.Split(' ') is [var x, var y] => (x, y),
-                    _ => throw new TokenizerFormatException(path, $"model.merges[{rank}] = {m.GetRawText()} is neither [\"a\",\"b\"] nor \"a b\"."),
-                };
-                if (!vocab.TryGetValue(a, out int ia) || !vocab.TryGetValue(b, out int ib) || !vocab.TryGetValue(a + b, out int merged))
-                    throw new TokenizerFormatException(path, $"model.merges[{rank}] ('{a}', '{b}') uses or produces a token missing from the vocabulary.");
-                merges.TryAdd(Key(ia, ib), (rank, merged));
-                rank++;
-            }
-            var added = new List<AddedToken>();
-            if (root.TryGetProperty("added_tokens", out JsonElement at))
-            {
-                foreach (JsonElement a in at.EnumerateArray())
-                {
-                    bool Flag(string f) => a.TryGetProperty(f, out JsonElement v) && v.ValueKind == JsonValueKind.True;
-                    added.Add(new AddedToken(a.GetProperty("id").GetInt32(), a.GetProperty("content").GetString()!, Flag("special"), Flag("lstrip"), Flag("rstrip")));
-                }
-            }
-            return new Qwen2Tokenizer(path, vocab, merges, added);
+            if (!added.Exists(a => a.Content == special) && !vocab.ContainsKey(special))
+                throw new TokenizerFormatException(path, $"added_tokens has no '{special}' token; the Qwen chat template and padding need it.");
         }
+        return new Qwen2Tokenizer(path, vocab, merges, added);
     }
 
-    private static void CheckPipeline(string path, JsonElement root)
+    private static void CheckPipeline(TokenizerJson json, JsonElement root, JsonElement model)
     {
-        JsonElement model = root.GetProperty("model");
-        if (model.GetProperty("type").GetString() != "BPE")
-            throw new TokenizerFormatException(path, $"model.type '{model.GetProperty("type").GetString()}' is not supported; only 'BPE'.");
-        if (model.TryGetProperty("byte_fallback", out JsonElement bf) && bf.ValueKind == JsonValueKind.True)
+        string path = json.Path;
+        string type = json.String(model, "type", "model.type");
+        if (type != "BPE")
+            throw new TokenizerFormatException(path, $"model.type '{type}' is not supported; only 'BPE'.");
+        if (json.OptionalBool(model, "byte_fallback", "model.byte_fallback"))
             throw new TokenizerFormatException(path, "model.byte_fallback = true is not supported.");
-        if (root.TryGetProperty("normalizer", out JsonElement norm) && norm.ValueKind != JsonValueKind.Null
-            && norm.GetProperty("type").GetString() != "NFC")
-            throw new TokenizerFormatException(path, $"normalizer {norm.GetRawText()} is not supported; only NFC or none.");
+        if (root.TryGetProperty("normalizer", out JsonElement norm) && norm.ValueKind != JsonValueKind.Null)
+        {
+            json.ObjectValue(norm, "normalizer");
+            if (json.String(norm, "type", "normalizer.type") != "NFC")
+                throw new TokenizerFormatException(path, $"normalizer {TokenizerJson.Raw(norm)} is not supported; only NFC or none.");
+        }
         JsonElement pre = root.TryGetProperty("pre_tokenizer", out JsonElement p) ? p : default;
-        JsonElement[] steps = pre.ValueKind != JsonValueKind.Object ? []
-            : pre.GetProperty("type").GetString() == "Sequence" ? pre.GetProperty("pretokenizers").EnumerateArray().ToArray() : [pre];
+        JsonElement[] steps = [];
+        if (pre.ValueKind == JsonValueKind.Object)
+        {
+            steps = json.String(pre, "type", "pre_tokenizer.type") == "Sequence"
+                ? json.Array(pre, "pretokenizers", "pre_tokenizer.pretokenizers").EnumerateArray().ToArray()
+                : [pre];
+        }
         // The split is implemented natively (code-point aware), so the file must use exactly that pattern.
-        bool split = steps.Length == 2 && steps[0].GetProperty("type").GetString() == "Split"
-            && steps[0].TryGetProperty("pattern", out JsonElement pattern) && pattern.TryGetProperty("Regex", out JsonElement regex)
-            && regex.GetString() == Qwen2PreTokenizer.Pattern
-            && steps[0].TryGetProperty("behavior", out JsonElement behavior) && behavior.GetString() == "Isolated"
-            && !(steps[0].TryGetProperty("invert", out JsonElement invert) && invert.ValueKind == JsonValueKind.True);
-        bool byteLevel = steps.Length == 2 && steps[1].GetProperty("type").GetString() == "ByteLevel"
-            && !(steps[1].TryGetProperty("add_prefix_space", out JsonElement aps) && aps.ValueKind == JsonValueKind.True)
-            && !(steps[1].TryGetProperty("use_regex", out JsonElement ur) && ur.ValueKind == JsonValueKind.True);
+        static bool Is(JsonElement e, string name, string value) =>
+            e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.String && v.GetString() == value;
+        static bool IsTrue(JsonElement e, string name) => e.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.True;
+        bool split = steps.Length == 2 && Is(steps[0], "type", "Split")
+            && steps[0].TryGetProperty("pattern", out JsonElement pattern) && Is(pattern, "Regex", Qwen2PreTokenizer.Pattern)
+            && Is(steps[0], "behavior", "Isolated") && !IsTrue(steps[0], "invert");
+        bool byteLevel = steps.Length == 2 && Is(steps[1], "type", "ByteLevel")
+            && !IsTrue(steps[1], "add_prefix_space") && !IsTrue(steps[1], "use_regex");
         if (!split || !byteLevel)
-            throw new TokenizerFormatException(path, $"pre_tokenizer is not the Qwen2 Split(Isolated) + ByteLevel(no prefix space, no regex) sequence this tokenizer implements: {(pre.ValueKind == JsonValueKind.Undefined ? "none" : pre.GetRawText())}");
+            throw new TokenizerFormatException(path, $"pre_tokenizer is not the Qwen2 Split(Isolated) + ByteLevel(no prefix space, no regex) sequence this tokenizer implements: {(pre.ValueKind == JsonValueKind.Undefined ? "none" : TokenizerJson.Raw(pre))}");
     }
 
     private static void CheckChatTemplate(string configPath)
     {
         if (!File.Exists(configPath)) return;
-        try
-        {
-            using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(configPath));
-            if (!doc.RootElement.TryGetProperty("chat_template", out JsonElement t) || t.ValueKind != JsonValueKind.String) return;
-            string template = t.GetString()!;
-            // The two fragments that render a user turn and the generation prompt in the Qwen3 jinja template.
-            const string userTurn = "'<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n'";
-            const string generation = "'<|im_start|>assistant\\n'";
-            if (!template.Contains(userTurn, StringComparison.Ordinal) || !template.Contains(generation, StringComparison.Ordinal))
-                throw new TokenizerFormatException(configPath, $"chat_template does not render user turns as {JsonSerializer.Serialize(ChatTemplate)}; this tokenizer hard-codes that template.");
-        }
-        catch (JsonException ex)
-        {
-            throw new TokenizerFormatException(configPath, $"not valid JSON ({ex.Message}).", ex);
-        }
+        using JsonDocument doc = TokenizerJson.Parse(configPath);
+        var json = new TokenizerJson(configPath);
+        JsonElement root = json.Root(doc);
+        if (!root.TryGetProperty("chat_template", out JsonElement t) || t.ValueKind != JsonValueKind.String) return;
+        string template = t.GetString()!;
+        // The two fragments that render a user turn and the generation prompt in the Qwen3 jinja template.
+        const string userTurn = "'<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n'";
+        const string generation = "'<|im_start|>assistant\\n'";
+        if (!template.Contains(userTurn, StringComparison.Ordinal) || !template.Contains(generation, StringComparison.Ordinal))
+            throw new TokenizerFormatException(configPath, $"chat_template does not render user turns as {JsonSerializer.Serialize(ChatTemplate)}; this tokenizer hard-codes that template.");
     }
 
     /// <summary>The chat-templated text for <paramref name="prompt"/> (<see cref="ChatTemplate"/>).</summary>

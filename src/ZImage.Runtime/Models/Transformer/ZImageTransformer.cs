@@ -46,6 +46,16 @@ public sealed class ZImageTransformer : IDisposable
     /// <summary>The ring's host bytes, device bytes and bytes uploaded so far (all zero when resident).</summary>
     public RingReport Streaming => RingReport.Of(_ring);
 
+    /// <summary>Observes the streamed blocks' ring (staging, waits, uploads, hand-outs, in order); ignored when resident.</summary>
+    public Action<RingEvent>? RingObserver
+    {
+        get => _ring?.Observer;
+        set { if (_ring is not null) _ring.Observer = value; }
+    }
+
+    /// <summary>Whether the streamed blocks' staging buffers are page-locked (pinned) host memory.</summary>
+    internal bool PinnedStaging => _ring?.PinnedStaging ?? false;
+
     /// <summary>Releases the streaming slots (resident weights belong to the provider).</summary>
     public void Dispose() => _ring?.Dispose();
 
@@ -85,7 +95,7 @@ public sealed class ZImageTransformer : IDisposable
         {
             var source = weights as IStreamableWeights
                 ?? throw new ArgumentException($"Streaming the DiT blocks needs an {nameof(IStreamableWeights)} provider; {weights.GetType().Name} is not one.", nameof(weights));
-            _ring = new LayerRing<Block>(source, context.Allocator, blocks, (w, i) => BuildBlock(w, dims, i));
+            _ring = new LayerRing<Block>(source, context.Allocator, blocks, (w, i) => BuildBlock(w, dims, i), ops: context.Ops);
             _blocks = [];
         }
         else

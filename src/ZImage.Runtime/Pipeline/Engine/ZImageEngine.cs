@@ -4,6 +4,7 @@ using ZImage.Runtime.Compute;
 using ZImage.Runtime.Devices;
 using ZImage.Runtime.Memory;
 using ZImage.Runtime.Models.Configuration;
+using ZImage.Runtime.Models.Lora;
 using ZImage.Runtime.Models.Scheduling;
 using ZImage.Runtime.Models.TextEncoder;
 using ZImage.Runtime.Models.Tokenization;
@@ -42,6 +43,8 @@ public sealed class ZImageEngine : IGenerationEngine
     private ResidencyStrategy _strategy = ResidencyStrategy.Resident;
     private string? _hostMemory;
     private readonly int _randomSeed;
+    // The matrix dtype of random weights: F32 for the tiny demo model, ZImageEngineOptions.WeightDType with RandomConfig.
+    private readonly TensorDType _randomMatrixDType;
     private readonly ComputeDevice? _device;
     private readonly IDeviceMemoryBackend _backend;
     private readonly CachingAllocator _caching;
@@ -69,14 +72,16 @@ public sealed class ZImageEngine : IGenerationEngine
     private VaeEncoder? _vaeEncoder;
 
     private ZImageEngine(ZImageConfig config, WeightSource source, string? checkpointDir, Qwen2Tokenizer? tokenizer, AllocatorSettings settings,
-        TensorDType matrixDType, int randomSeed, ComputeDevice? device, IDeviceMemoryBackend backend, IComputeOps ops, string modelName)
+        TensorDType matrixDType, int randomSeed, ComputeDevice? device, IDeviceMemoryBackend backend, IComputeOps ops, string modelName,
+        TensorDType randomMatrixDType = TensorDType.F32)
     {
+        _randomMatrixDType = randomMatrixDType;
         _config = config;
         _source = source;
         _checkpointDir = checkpointDir;
         _tokenizer = tokenizer;
         _settings = settings;
-        _matrixDType = source == WeightSource.Random ? TensorDType.F32 : matrixDType;
+        _matrixDType = source == WeightSource.Random ? randomMatrixDType : matrixDType;
         _strategy = ResidencyStrategy.Resident with { Weights = FormatOf(_matrixDType) };
         _randomSeed = randomSeed;
         _device = device;
@@ -92,6 +97,9 @@ public sealed class ZImageEngine : IGenerationEngine
     /// <summary>The model name of the in-memory demo model.</summary>
     public const string TinyRandomName = "tiny-random";
 
+    /// <summary>The model name of a random-weight engine on <see cref="ZImageEngineOptions.RandomConfig"/>.</summary>
+    public const string RandomConfigName = "random weights on a full config";
+
     /// <summary>Opens a real engine on a checkpoint folder, or on the tiny random model when <paramref name="checkpointDir"/> is null.</summary>
     /// <param name="checkpointDir">A diffusers-format Z-Image folder, or null for the demo model.</param>
     /// <param name="options">Device, allocator settings, weight dtype, seed.</param>
@@ -99,14 +107,15 @@ public sealed class ZImageEngine : IGenerationEngine
     {
         options ??= new ZImageEngineOptions();
         if (options.Strategy is { } requested) Validate(requested);
+        var loras = LoraMerge.Check(options.Loras, checkpointDir);
         var settings = AllocatorSettings.Parse(options.AllocatorSettings);
         ZImageConfig config;
         Qwen2Tokenizer? tokenizer = null;
         string name;
         if (checkpointDir is null)
         {
-            config = TinyZImageConfig.Config;
-            name = TinyRandomName;
+            config = options.RandomConfig ?? TinyZImageConfig.Config;
+            name = options.RandomConfig is null ? TinyRandomName : RandomConfigName;
         }
         else
         {
@@ -115,7 +124,7 @@ public sealed class ZImageEngine : IGenerationEngine
             tokenizer = File.Exists(Path.Combine(tokDir, "tokenizer.json")) ? Qwen2Tokenizer.Load(tokDir) : null;
             name = new DirectoryInfo(checkpointDir).Name;
         }
-        var device = DeviceSelector.Select(new DeviceOptions { ForceCpu = options.ForceCpu });
+        var device = DeviceSelector.Select(new DeviceOptions { ForceCpu = options.ForceCpu, RequireCuda = options.RequireCuda, DeviceIndex = options.DeviceIndex });
         try
         {
             // The stream-ordered pool is opt-in and CUDA-only: asking for it where the driver lacks it fails the start
@@ -126,8 +135,12 @@ public sealed class ZImageEngine : IGenerationEngine
             if (options.BackendDecorator is { } decorate) backend = decorate(backend);
             var ops = new KernelComputeOps(new KernelContext(device.Accelerator));
             var engine = new ZImageEngine(config, checkpointDir is null ? WeightSource.Random : WeightSource.Checkpoint, checkpointDir, tokenizer, settings,
-                options.WeightDType, options.RandomSeed, device, backend, ops, name)
-            { _allocatorDecorator = options.AllocatorDecorator, _editing = options.ImageEditing };
+                options.WeightDType, options.RandomSeed, device, backend, ops, name,
+                options.RandomConfig is null ? TensorDType.F32 : options.WeightDType)
+            {
+                _allocatorDecorator = options.AllocatorDecorator, _editing = options.ImageEditing, _loras = loras,
+                _promptCache = options.PromptCacheBytes is long bytes and not 0 ? new PromptEmbeddingCache(bytes) : null,
+            };
             if (options.Strategy is { } strategy) engine.UseStrategy(strategy, options.HostMemory);
             else engine._hostMemory = options.HostMemory;
             return engine;
@@ -141,18 +154,21 @@ public sealed class ZImageEngine : IGenerationEngine
 
     /// <summary>A planning-only engine for <paramref name="config"/> (e.g. <see cref="ZImageConfig.Turbo"/>) on a simulated device: plans without weights.</summary>
     public static ZImageEngine CreatePlanning(ZImageConfig config, long deviceBytes, AllocatorSettings? settings = null, TensorDType matrixDType = TensorDType.BF16,
-        Qwen2Tokenizer? tokenizer = null, string modelName = "Z-Image-Turbo (embedded config)", ResidencyStrategy? strategy = null)
+        Qwen2Tokenizer? tokenizer = null, string modelName = "Z-Image-Turbo (embedded config)", ResidencyStrategy? strategy = null, bool imageEditing = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         var backend = new SimulatedDeviceBackend(deviceBytes);
         var engine = new ZImageEngine(config, WeightSource.Planning, null, tokenizer, settings ?? AllocatorSettings.Default, matrixDType, 0, null, backend,
-            new PlanningComputeOps(), modelName);
+            new PlanningComputeOps(), modelName) { _editing = imageEditing };
         if (strategy is not null) engine.UseStrategy(strategy);
         return engine;
     }
 
     /// <inheritdoc />
     public ResidencyStrategy Strategy => _strategy;
+
+    /// <summary>Whether the engine runs on a CUDA device (false on ILGPU's CPU accelerator and for planners).</summary>
+    internal bool IsCuda => _device?.IsCuda == true;
 
     /// <summary>Whether the weights are the demo model's (always f32).</summary>
     public bool IsDemoWeights => _source == WeightSource.Random;
@@ -164,7 +180,7 @@ public sealed class ZImageEngine : IGenerationEngine
     public RingReport Streaming => (_textEncoder?.Streaming ?? default) + (_transformer?.Streaming ?? default);
 
     /// <summary>
-    /// Sets the rung of the memory ladder the next <see cref="Load"/> builds (offload, weight format; activations and
+    /// Sets the rung of the memory ladder the next <see cref="Load(BudgetGuard?, CancellationToken)"/> builds (offload, weight format; activations and
     /// tiling must be the ones that have landed). Only before loading.
     /// </summary>
     /// <exception cref="InvalidOperationException">The engine is already loaded.</exception>
@@ -174,8 +190,12 @@ public sealed class ZImageEngine : IGenerationEngine
         ArgumentNullException.ThrowIfNull(strategy);
         if (_ctx is not null) throw new InvalidOperationException("The residency strategy is fixed once the engine is loaded.");
         Validate(strategy);
-        if (_source == WeightSource.Random) strategy = strategy with { Weights = WeightFormat.F32 };
-        else _matrixDType = strategy.MatrixDType;
+        // 8-bit strategies keep the engine's float dtype for the matrices that are not quantised (embedders, final layer, VAE).
+        if (strategy.QuantizedDType is null)
+        {
+            if (_source == WeightSource.Random) strategy = strategy with { Weights = FormatOf(_randomMatrixDType) };
+            else _matrixDType = strategy.MatrixDType;
+        }
         _strategy = strategy;
         _hostMemory = hostMemory;
     }
@@ -184,8 +204,8 @@ public sealed class ZImageEngine : IGenerationEngine
     {
         if (strategy.Offload == OffloadMode.Auto) throw new ArgumentOutOfRangeException(nameof(strategy), strategy.Offload, "A resolved strategy has offload none, text-encoder or all.");
         if (strategy.Activations != ActivationFormat.F32) throw new RungNotAvailableException("--activations", ResidencyNames.Name(strategy.Activations));
-        if (strategy.VaeTiling) throw new RungNotAvailableException("--vae-tiling", "on");
         _ = strategy.MatrixDType;
+        _ = strategy.VaeTiles; // a tile below the latent minimum is a typed VaeTileSizeException here, before loading
     }
 
     /// <inheritdoc />
@@ -213,7 +233,10 @@ public sealed class ZImageEngine : IGenerationEngine
     /// fetched, returns the cached segments to the device and leaves the engine unloaded; calling Load again retries
     /// from scratch. A completed load makes later calls no-ops.
     /// </remarks>
-    public void Load(BudgetGuard? budget, CancellationToken cancellationToken)
+    public void Load(BudgetGuard? budget, CancellationToken cancellationToken) => Load(budget, null, cancellationToken);
+
+    /// <inheritdoc />
+    public void Load(BudgetGuard? budget, Action<LoadStage>? stageStarting, CancellationToken cancellationToken)
     {
         if (_ctx is not null) return;
         IDeviceAllocator device = _allocatorDecorator?.Invoke(_caching) ?? _caching;
@@ -234,29 +257,36 @@ public sealed class ZImageEngine : IGenerationEngine
                 case WeightSource.Checkpoint:
                     folder = CheckpointFolder.Open(_checkpointDir!);
                     var o = new CheckpointWeightsOptions { MatrixDType = _matrixDType };
-                    weights.Add(te = new CheckpointWeights(folder.TextEncoder, tracker, o));
-                    weights.Add(tr = new CheckpointWeights(folder.Transformer, tracker, o));
+                    // 8-bit weights: the text encoder's and the DiT's Linear matrices are quantised at load, after any
+                    // LoRA is merged into the floats they are read as; the VAE stays float.
+                    var q = o with { QuantizedDType = _strategy.QuantizedDType };
+                    weights.Add(te = new CheckpointWeights(folder.TextEncoder, tracker, q));
+                    weights.Add(tr = new CheckpointWeights(LoraMerge.Wrap(folder.Transformer, _loras), tracker, q));
                     weights.Add(vae = new CheckpointWeights(folder.Vae, tracker, o));
                     break;
                 case WeightSource.Random:
-                    weights.Add(te = new RandomWeights(tracker, _ops, _randomSeed));
-                    weights.Add(tr = new RandomWeights(tracker, _ops, _randomSeed + 1));
-                    weights.Add(vae = new RandomWeights(tracker, _ops, _randomSeed + 2));
+                    weights.Add(te = new RandomWeights(tracker, _ops, _randomSeed, _matrixDType, _strategy.QuantizedDType));
+                    weights.Add(tr = new RandomWeights(tracker, _ops, _randomSeed + 1, _matrixDType, _strategy.QuantizedDType));
+                    weights.Add(vae = new RandomWeights(tracker, _ops, _randomSeed + 2, _matrixDType));
                     break;
                 default:
-                    weights.Add(te = new PlanningWeights(tracker, _matrixDType));
-                    weights.Add(tr = new PlanningWeights(tracker, _matrixDType));
+                    weights.Add(te = new PlanningWeights(tracker, _matrixDType, _strategy.QuantizedDType));
+                    weights.Add(tr = new PlanningWeights(tracker, _matrixDType, _strategy.QuantizedDType));
                     weights.Add(vae = new PlanningWeights(tracker, _matrixDType));
                     break;
             }
             // The constructors fetch every weight, so after these lines the base is resident; building KernelComputeOps
             // (in Open) already compiled every kernel family, so no generation pays a JIT spike.
+            stageStarting?.Invoke(LoadStage.TextEncoder);
             textEncoder = new Qwen3TextEncoder(_config.TextEncoder, te, ctx, placement: _strategy.TextEncoderPlacement);
             cancellationToken.ThrowIfCancellationRequested();
+            stageStarting?.Invoke(LoadStage.Transformer);
             transformer = new ZImageTransformer(TransformerDimsOf(_config.Transformer), tr, ctx, _strategy.TransformerPlacement);
             cancellationToken.ThrowIfCancellationRequested();
             // Offload keeps the streamed layers in host memory: refuse, typed, before anything else is built.
-            if (!IsPlanning) HostMemory.Ensure(_strategy.Offload, (textEncoder.Streaming + transformer.Streaming).HostBytes, _hostMemory);
+            if (!IsPlanning) { var rings = textEncoder.Streaming + transformer.Streaming; HostMemory.Ensure(_strategy.Offload, rings.HostBytes + rings.StagingBytes, _hostMemory); }
+            cancellationToken.ThrowIfCancellationRequested();
+            stageStarting?.Invoke(LoadStage.Vae);
             var vaeDecoder = new VaeDecoder(_config.Vae, vae, ctx);
             // With image editing on, the encoder (img2img, inpaint) is resident too: the base is the same whatever the request.
             var vaeEncoder = _editing ? new VaeEncoder(_config.Vae, vae, ctx) : null;
@@ -336,14 +366,56 @@ public sealed class ZImageEngine : IGenerationEngine
     }
 
     /// <inheritdoc />
-    public void EmptyCache() => _caching.EmptyCache();
+    /// <remarks>On a planning twin this also starts the next plan from the live prompt cache's current keys.</remarks>
+    public void EmptyCache()
+    {
+        _caching.EmptyCache();
+        if (IsPlanning) _planMirror = null;
+    }
 
     /// <inheritdoc />
     public int[] Tokenize(string prompt, int maxLength) =>
         _tokenizer?.EncodeChat(prompt, maxLength) ?? ByteLevelFallbackTokenizer.EncodeChat(prompt, maxLength);
 
     /// <inheritdoc />
-    public Tensor EncodePrompt(int[] tokenIds) => Loaded(_textEncoder).Encode(tokenIds);
+    /// <remarks>
+    /// With a prompt-embedding cache (<see cref="ZImageEngineOptions.PromptCacheBytes"/>) a cached prompt is uploaded
+    /// from host memory instead of encoded; the planning twin applies the same hits to a key-only mirror of the cache
+    /// taken at the start of each plan (<see cref="EmptyCache"/>), so its stage peaks stay exact on a warm cache.
+    /// </remarks>
+    public Tensor EncodePrompt(int[] tokenIds)
+    {
+        ArgumentNullException.ThrowIfNull(tokenIds);
+        var cache = IsPlanning ? (_planMirror ??= _promptCache?.Mirror()) : _promptCache;
+        if (cache is not null && cache.TryGet(tokenIds, out var values, out var shape))
+        {
+            var hit = Ctx.Empty(AllocationTags.TextEncoder, shape);
+            try { _ops.Upload(values ?? new float[hit.ElementCount], hit); }
+            catch { hit.Dispose(); throw; }
+            return hit;
+        }
+        var result = Loaded(_textEncoder).Encode(tokenIds);
+        Interlocked.Increment(ref _encoderRuns);
+        if (cache is not null)
+        {
+            try { cache.Add(tokenIds, IsPlanning ? null : _ops.Download(result), result.Shape); }
+            catch { result.Dispose(); throw; }
+        }
+        return result;
+    }
+
+    /// <summary>How many times the text encoder actually ran (prompt-cache hits do not count).</summary>
+    public long TextEncoderRuns => Interlocked.Read(ref _encoderRuns);
+
+    /// <summary>The prompt-embedding cache (null when off).</summary>
+    public PromptEmbeddingCache? PromptCache => _promptCache;
+
+    /// <summary>Host bytes the prompt-embedding cache may hold (its capacity; 0 when off): plans count it as host memory.</summary>
+    public long PromptCacheCapacityBytes => _promptCache?.CapacityBytes ?? 0;
+
+    private PromptEmbeddingCache? _promptCache;
+    private PromptEmbeddingCache? _planMirror;
+    private long _encoderRuns;
 
     /// <inheritdoc />
     public Tensor CreateLatents(ReadOnlySpan<float> values, int height, int width)
@@ -400,7 +472,8 @@ public sealed class ZImageEngine : IGenerationEngine
         // costs orders of magnitude more): ToRgb8 would silently turn NaN into black pixels.
         if (!IsPlanning)
             NonFiniteOutputException.ThrowIfNonFinite(_ops.Download(latents), NonFiniteOutputException.DenoiseStage, "the latents after the last step");
-        using var image = Loaded(_vae).Decode(latents);
+        // The VAE-tiling rung decodes tile by tile (diffusers' tiled_decode); the planner runs the same tiles.
+        using var image = Loaded(_vae).Decode(latents, _strategy.VaeTiles);
         if (!IsPlanning)
             NonFiniteOutputException.ThrowIfNonFinite(_ops.Download(image), GenerationRunner.VaeStage, "the decoded image");
         int h = image.Shape[1], w = image.Shape[2];
@@ -411,6 +484,12 @@ public sealed class ZImageEngine : IGenerationEngine
 
     /// <inheritdoc />
     public bool SupportsImageEditing => _editing;
+
+    // LoRAs merged into the transformer weights as they are materialized (ZImageEngineOptions.Loras); fixed per engine.
+    private IReadOnlyList<LoraSpec> _loras = [];
+
+    /// <inheritdoc />
+    public IReadOnlyList<LoraSpec> Loras => _loras;
 
     // Whether the VAE encoder is loaded (ZImageEngineOptions.ImageEditing); planners copy it so plans stay exact.
     private bool _editing;
@@ -473,8 +552,10 @@ public sealed class ZImageEngine : IGenerationEngine
             new PlanningComputeOps(), Description.ModelName);
         planner.UseStrategy(strategy);
         planner._editing = _editing;
-        // The demo model's weights are f32 whatever the strategy says; its twin must allocate the same.
-        if (_source == WeightSource.Random) planner._matrixDType = TensorDType.F32;
+        planner._promptCache = _promptCache; // read through key-only mirrors, never written
+        planner._planMirror = null;
+        // Random weights keep their dtype whatever the strategy says (f32 for the demo model); the twin must allocate the same.
+        if (_source == WeightSource.Random) planner._matrixDType = _randomMatrixDType;
         return planner;
     }
 
@@ -521,6 +602,10 @@ public sealed record ZImageEngineOptions
 {
     /// <summary>Use ILGPU's CPU accelerator even when a GPU is present.</summary>
     public bool ForceCpu { get; init; }
+    /// <summary>Fail (<c>CudaUnavailableException</c>) instead of falling back to the CPU accelerator.</summary>
+    public bool RequireCuda { get; init; }
+    /// <summary>The CUDA device ordinal.</summary>
+    public int DeviceIndex { get; init; }
     /// <summary>Allocator settings (<c>PYTORCH_CUDA_ALLOC_CONF</c> syntax).</summary>
     public string AllocatorSettings { get; init; } = "";
     /// <summary>Device dtype of large weight matrices (the demo model always uses F32).</summary>
@@ -529,12 +614,25 @@ public sealed record ZImageEngineOptions
     public ResidencyStrategy? Strategy { get; init; }
     /// <summary>Host memory allowed for streamed weights (e.g. <c>32GiB</c>; null detects what the host has).</summary>
     public string? HostMemory { get; init; }
+    /// <summary>Capacity of the host prompt-embedding cache in bytes (null or 0: off; at most <see cref="PromptEmbeddingCache.MaxCapacityBytes"/>).</summary>
+    public long? PromptCacheBytes { get; init; }
     /// <summary>Seed of the demo model's random weights.</summary>
     public int RandomSeed { get; init; } = 20260101;
+    /// <summary>
+    /// Without a checkpoint: the config of the seeded random-weight model (e.g. <c>ZImageConfig.Turbo</c>, whose
+    /// matrices then use <see cref="WeightDType"/>; the doctor's GPU generation check). Null: the tiny F32 demo model.
+    /// </summary>
+    public ZImageConfig? RandomConfig { get; init; }
     /// <summary>Take segments from CUDA's stream-ordered pool (<c>cuMemAllocAsync</c>) instead of ILGPU buffers.</summary>
     public bool UseStreamOrderedPool { get; init; }
     /// <summary>Load the VAE encoder too (img2img, inpaint): its weights join the resident base (about 68 MB in bf16 for the FLUX VAE).</summary>
     public bool ImageEditing { get; init; }
+    /// <summary>
+    /// LoRAs merged into the transformer at load, in order (diffusers' <c>load_lora_weights</c> + <c>fuse_lora(lora_scale)</c>
+    /// per LoRA): each weight a LoRA updates is merged in float32 when it is materialized, before the conversion to the
+    /// device format. They need a checkpoint (not the demo model); changing them means opening a new engine.
+    /// </summary>
+    public IReadOnlyList<LoraSpec> Loras { get; init; } = [];
     /// <summary>Caps the device capacity the allocator sees (e.g. to emulate a smaller GPU).</summary>
     public long? CapacityBytes { get; init; }
     /// <summary>Wraps the device backend (fault injection in tests, tracing).</summary>

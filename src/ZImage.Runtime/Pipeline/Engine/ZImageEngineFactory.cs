@@ -18,12 +18,16 @@ public static class ZImageEngineFactory
         var engine = ZImageEngine.Open(string.IsNullOrEmpty(options.ModelDirectory) ? null : options.ModelDirectory, new ZImageEngineOptions
         {
             ForceCpu = options.Device == DevicePreference.Cpu,
+            RequireCuda = options.Device == DevicePreference.Cuda,
+            DeviceIndex = options.DeviceIndex,
             AllocatorSettings = options.AllocatorSettings ?? "",
             WeightDType = options.WeightDType,
             RandomSeed = options.RandomModelSeed,
             ImageEditing = options.ImageEditing,
+            Loras = options.Loras,
             UseStreamOrderedPool = options.MemoryBackend == DeviceMemoryBackendKind.StreamOrderedPool,
             HostMemory = options.Residency.HostMemory,
+            PromptCacheBytes = options.Residency.PromptCacheBytes(),
         });
         try
         {
