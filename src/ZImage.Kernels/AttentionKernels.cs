@@ -80,24 +80,7 @@ public sealed class AttentionKernels
     public void Forward(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o,
         int sq, int sk, int hq, int hkv, int headDim, float scale, bool causal)
     {
-        GemmGuard.InRange(sq, 1, int.MaxValue);
-        GemmGuard.InRange(sk, 1, int.MaxValue);
-        GemmGuard.InRange(hkv, 1, int.MaxValue);
-        GemmGuard.InRange(hq, hkv, int.MaxValue);
-        GemmGuard.InRange(headDim, 1, int.MaxValue);
-        if (hq % hkv != 0)
-            GemmGuard.ThrowArgument(nameof(hq), $"hq = {hq} must be a multiple of hkv = {hkv} (grouped-query attention).");
-        if (causal && sq != sk)
-            GemmGuard.ThrowArgument(nameof(sk), $"A causal mask needs sq == sk, but sq = {sq} and sk = {sk}.");
-        if (!float.IsFinite(scale))
-            GemmGuard.ThrowArgument(nameof(scale), $"scale = {scale} must be finite.");
-        long qLen = (long)sq * hq * headDim, kvLen = (long)sk * hkv * headDim;
-        GemmGuard.FitsInt32(qLen, nameof(q));
-        GemmGuard.FitsInt32(kvLen, nameof(k));
-        GemmGuard.Holds(q.Length, qLen, nameof(q));
-        GemmGuard.Holds(k.Length, kvLen, nameof(k));
-        GemmGuard.Holds(v.Length, kvLen, nameof(v));
-        GemmGuard.Holds(o.Length, qLen, nameof(o));
+        Validate(q.Length, k.Length, v.Length, o.Length, sq, sk, hq, hkv, headDim, scale, causal);
 
         var s = new AttnShape
         {
@@ -119,6 +102,30 @@ public sealed class AttentionKernels
             s.Threads = (int)Math.Min(_ctx.PortableChunks, units);
             _portable(_ctx.Stream, s.Threads, q, k, v, o, s);
         }
+    }
+
+    /// <summary>The argument checks of an attention launch (shared with the tensor-core attention).</summary>
+    internal static void Validate(long qLength, long kLength, long vLength, long oLength,
+        int sq, int sk, int hq, int hkv, int headDim, float scale, bool causal)
+    {
+        GemmGuard.InRange(sq, 1, int.MaxValue);
+        GemmGuard.InRange(sk, 1, int.MaxValue);
+        GemmGuard.InRange(hkv, 1, int.MaxValue);
+        GemmGuard.InRange(hq, hkv, int.MaxValue);
+        GemmGuard.InRange(headDim, 1, int.MaxValue);
+        if (hq % hkv != 0)
+            GemmGuard.ThrowArgument(nameof(hq), $"hq = {hq} must be a multiple of hkv = {hkv} (grouped-query attention).");
+        if (causal && sq != sk)
+            GemmGuard.ThrowArgument(nameof(sk), $"A causal mask needs sq == sk, but sq = {sq} and sk = {sk}.");
+        if (!float.IsFinite(scale))
+            GemmGuard.ThrowArgument(nameof(scale), $"scale = {scale} must be finite.");
+        long qLen = (long)sq * hq * headDim, kvLen = (long)sk * hkv * headDim;
+        GemmGuard.FitsInt32(qLen, "q");
+        GemmGuard.FitsInt32(kvLen, "k");
+        GemmGuard.Holds(qLength, qLen, "q");
+        GemmGuard.Holds(kLength, kvLen, "k");
+        GemmGuard.Holds(vLength, kvLen, "v");
+        GemmGuard.Holds(oLength, qLen, "o");
     }
 
     /// <summary>Shared floats of one group: Q, O and V tiles (t×dh), K tile padded to dh+1, scores t×t, max/sum/alpha.</summary>

@@ -125,27 +125,11 @@ public sealed class MmaAttentionKernels
     {
         if (!IsAvailable)
             throw new InvalidOperationException($"The mma attention needs a GPU-variant context with 32-lane warps; this one is {_ctx.Variant} on {_ctx.Accelerator.AcceleratorType} (warp {_ctx.Accelerator.WarpSize}).");
-        GemmGuard.InRange(sq, 1, int.MaxValue);
-        GemmGuard.InRange(sk, 1, int.MaxValue);
-        GemmGuard.InRange(hkv, 1, int.MaxValue);
-        GemmGuard.InRange(hq, hkv, int.MaxValue);
+        AttentionKernels.Validate(qLen, kLen, vLen, oLen, sq, sk, hq, hkv, headDim, scale, causal);
         GemmGuard.InRange(Warps, 1, MaxWarps, nameof(Warps));
         if (!SupportsHeadDim(headDim))
             GemmGuard.ThrowArgument(nameof(headDim), $"headDim = {headDim} has no tensor-core kernel; allowed: 16, 32, 128.");
-        if (hq % hkv != 0)
-            GemmGuard.ThrowArgument(nameof(hq), $"hq = {hq} must be a multiple of hkv = {hkv} (grouped-query attention).");
-        if (causal && sq != sk)
-            GemmGuard.ThrowArgument(nameof(sk), $"A causal mask needs sq == sk, but sq = {sq} and sk = {sk}.");
-        if (!float.IsFinite(scale))
-            GemmGuard.ThrowArgument(nameof(scale), $"scale = {scale} must be finite.");
         if (validKeys != -1) GemmGuard.InRange(validKeys, 1, sk);
-        long qn = (long)sq * hq * headDim, kvn = (long)sk * hkv * headDim;
-        GemmGuard.FitsInt32(qn, "q");
-        GemmGuard.FitsInt32(kvn, "k");
-        GemmGuard.Holds(qLen, qn, "q");
-        GemmGuard.Holds(kLen, kvn, "k");
-        GemmGuard.Holds(vLen, kvn, "v");
-        GemmGuard.Holds(oLen, qn, "o");
         // cp.async needs 16-byte aligned rows: Dh is a multiple of 8 and the view bases must be aligned.
         return new MmaAttnShape
         {

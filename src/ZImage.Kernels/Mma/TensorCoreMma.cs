@@ -49,35 +49,33 @@ public readonly struct TensorCoreMma : IWarpMma
 
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void LdMatrixX4(ArrayView<ushort> shared, uint sharedBase, int rowElement, out uint r0, out uint r1, out uint r2, out uint r3)
+    public void LdMatrixX4(ArrayView<ushort> shared, uint sharedBase, int rowElement, out uint r0, out uint r1, out uint r2, out uint r3) =>
+        LdMatrix(false, shared, sharedBase, rowElement, out r0, out r1, out r2, out r3);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void LdMatrixX4Trans(ArrayView<ushort> shared, uint sharedBase, int rowElement, out uint r0, out uint r1, out uint r2, out uint r3) =>
+        LdMatrix(true, shared, sharedBase, rowElement, out r0, out r1, out r2, out r3);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LdMatrix(bool trans, ArrayView<ushort> shared, uint sharedBase, int rowElement, out uint r0, out uint r1, out uint r2, out uint r3)
     {
         if (CudaAsm.IsSupported)
         {
             Output<uint> o0 = default, o1 = default, o2 = default, o3 = default;
             Input<uint> address = sharedBase + (uint)rowElement * 2u;
-            CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];", ref o0, ref o1, ref o2, ref o3, ref address);
+            // trans is a constant at every call site, so only one of the two instructions survives inlining.
+            if (trans) CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];", ref o0, ref o1, ref o2, ref o3, ref address);
+            else CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];", ref o0, ref o1, ref o2, ref o3, ref address);
             r0 = o0.Value; r1 = o1.Value; r2 = o2.Value; r3 = o3.Value;
+        }
+        else if (trans)
+        {
+            MmaEmulator.LdMatrixX4Trans(shared, rowElement, out r0, out r1, out r2, out r3);
         }
         else
         {
             MmaEmulator.LdMatrixX4(shared, rowElement, out r0, out r1, out r2, out r3);
-        }
-    }
-
-    /// <inheritdoc />
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void LdMatrixX4Trans(ArrayView<ushort> shared, uint sharedBase, int rowElement, out uint r0, out uint r1, out uint r2, out uint r3)
-    {
-        if (CudaAsm.IsSupported)
-        {
-            Output<uint> o0 = default, o1 = default, o2 = default, o3 = default;
-            Input<uint> address = sharedBase + (uint)rowElement * 2u;
-            CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];", ref o0, ref o1, ref o2, ref o3, ref address);
-            r0 = o0.Value; r1 = o1.Value; r2 = o2.Value; r3 = o3.Value;
-        }
-        else
-        {
-            MmaEmulator.LdMatrixX4Trans(shared, rowElement, out r0, out r1, out r2, out r3);
         }
     }
 

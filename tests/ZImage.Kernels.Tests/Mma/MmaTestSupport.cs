@@ -113,6 +113,20 @@ public static class MmaReference
         return (values, bits);
     }
 
+    /// <summary>y = x·wᵀ + bias in float64 (x [m,k], w [n,k] row-major).</summary>
+    public static double[] Linear(float[] x, float[] w, float[]? bias, int m, int n, int k)
+    {
+        var y = new double[m * n];
+        for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+        {
+            double s = bias is null ? 0 : bias[j];
+            for (int t = 0; t < k; t++) s += (double)x[i * k + t] * w[j * k + t];
+            y[i * n + j] = s;
+        }
+        return y;
+    }
+
     /// <summary>The largest |actual − expected| divided by the largest |expected| (NaN when an output is not finite).</summary>
     public static double RelativeError(double[] expected, float[] actual)
     {
