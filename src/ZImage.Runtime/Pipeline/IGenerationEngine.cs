@@ -80,7 +80,7 @@ public interface IGenerationEngine : IDisposable
         PredictTwice(this, latents, modelTime, caption, negativeCaption);
 
     /// <summary>The default guided step: two <see cref="Predict"/> calls on <paramref name="engine"/>; the first result is freed if the second fails.</summary>
-    static (Tensor Positive, Tensor Negative) PredictTwice(IGenerationEngine engine, Tensor latents, float modelTime, Tensor caption, Tensor negativeCaption)
+    internal static (Tensor Positive, Tensor Negative) PredictTwice(IGenerationEngine engine, Tensor latents, float modelTime, Tensor caption, Tensor negativeCaption)
     {
         ArgumentNullException.ThrowIfNull(engine);
         var pos = engine.Predict(latents, modelTime, caption);
