@@ -89,28 +89,38 @@ public class RealEngineFaultTests(TinyEngineFixture fixture) : IClassFixture<Tin
         // 64×64: the VAE activations (> 1 MiB) go to the large pool, which holds no weights, so after the trim the
         // allocator must ask the device for segments.
         var request = new GenerationRequest { Prompt = "x", Width = 64, Height = 64, Steps = 1, Seed = 1 };
-        long before = H.Backend.Attempts;
-        var reference = (await H.Pipeline.GenerateAsync(request)).Images[0].Pixels;
-        long positions = H.Backend.Attempts - before;
-        Assert.Null(H.BaselineViolation());
-        Assert.True(positions >= 1, "a 64x64 decode should need device segments");
+        await FaultEverySegmentAllocationAsync(H, request, kind);
+    }
+
+    /// <summary>
+    /// Fails each device segment allocation of <paramref name="request"/> in turn (an undisturbed run counts them): the
+    /// request must fail with the fault's exception, the harness must be at baseline after each, and the next
+    /// undisturbed run must give the same image. Shared with <see cref="EditFaultTests"/>.
+    /// </summary>
+    internal static async Task FaultEverySegmentAllocationAsync(TinyEngineHarness h, GenerationRequest request, DeviceFaultKind kind)
+    {
+        long before = h.Backend.Attempts;
+        var reference = (await h.Pipeline.GenerateAsync(request)).Images[0].Pixels;
+        long positions = h.Backend.Attempts - before;
+        Assert.Null(h.BaselineViolation());
+        Assert.True(positions >= 1, "the request should need device segments after the trim");
         for (long pos = 1; pos <= positions; pos++)
         {
             // An OOM keeps failing (sticky) so the allocator's free-cache-and-retry cannot rescue it; an error is not retried.
-            H.Backend.Arm(pos, kind, sticky: kind == DeviceFaultKind.OutOfMemory);
+            h.Backend.Arm(pos, kind, sticky: kind == DeviceFaultKind.OutOfMemory);
             try
             {
-                var task = H.Pipeline.GenerateAsync(request);
+                var task = h.Pipeline.GenerateAsync(request);
                 if (kind == DeviceFaultKind.OutOfMemory) await Assert.ThrowsAsync<DeviceOutOfMemoryException>(() => task);
                 else await Assert.ThrowsAsync<InjectedDeviceFaultException>(() => task);
             }
             finally
             {
-                H.Backend.Disarm();
+                h.Backend.Disarm();
             }
-            Assert.True(H.BaselineViolation() is null, $"{kind} at segment allocation {pos}/{positions}: {H.BaselineViolation()}");
+            Assert.True(h.BaselineViolation() is null, $"{kind} at segment allocation {pos}/{positions}: {h.BaselineViolation()}");
         }
-        Assert.Equal(reference, (await H.Pipeline.GenerateAsync(request)).Images[0].Pixels);
+        Assert.Equal(reference, (await h.Pipeline.GenerateAsync(request)).Images[0].Pixels);
     }
 
     [Fact]

@@ -83,12 +83,17 @@ public interface IGenerationEngine : IDisposable
     /// The positive and negative DiT forwards of one guided step (owned by the caller). Engines that stream the DiT run
     /// both block by block so each block is uploaded once per step; the default runs two <see cref="Predict"/> calls.
     /// </summary>
-    (Tensor Positive, Tensor Negative) PredictGuided(Tensor latents, float modelTime, Tensor caption, Tensor negativeCaption)
+    (Tensor Positive, Tensor Negative) PredictGuided(Tensor latents, float modelTime, Tensor caption, Tensor negativeCaption) =>
+        PredictTwice(this, latents, modelTime, caption, negativeCaption);
+
+    /// <summary>The default guided step: two <see cref="Predict"/> calls on <paramref name="engine"/>; the first result is freed if the second fails.</summary>
+    internal static (Tensor Positive, Tensor Negative) PredictTwice(IGenerationEngine engine, Tensor latents, float modelTime, Tensor caption, Tensor negativeCaption)
     {
-        var pos = Predict(latents, modelTime, caption);
+        ArgumentNullException.ThrowIfNull(engine);
+        var pos = engine.Predict(latents, modelTime, caption);
         try
         {
-            return (pos, Predict(latents, modelTime, negativeCaption));
+            return (pos, engine.Predict(latents, modelTime, negativeCaption));
         }
         catch
         {

@@ -36,19 +36,8 @@ public sealed class CapturingEngine(ZImageEngine inner) : DelegatingEngine(inner
     }
 
     // Two captured Predict calls (the interface's default), so guided steps record model_out_pos and model_out_neg.
-    public override (Tensor Positive, Tensor Negative) PredictGuided(Tensor latents, float modelTime, Tensor caption, Tensor negativeCaption)
-    {
-        var pos = Predict(latents, modelTime, caption);
-        try
-        {
-            return (pos, Predict(latents, modelTime, negativeCaption));
-        }
-        catch
-        {
-            pos.Dispose();
-            throw;
-        }
-    }
+    public override (Tensor Positive, Tensor Negative) PredictGuided(Tensor latents, float modelTime, Tensor caption, Tensor negativeCaption) =>
+        IGenerationEngine.PredictTwice(this, latents, modelTime, caption, negativeCaption);
 
     public override void CombineGuidance(Tensor positive, Tensor negative, float guidance, float normalization)
     {
