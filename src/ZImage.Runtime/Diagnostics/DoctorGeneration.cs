@@ -14,7 +14,7 @@ namespace ZImage.Runtime.Diagnostics;
 /// <param name="WeightDType">The matrices' dtype.</param>
 /// <param name="Sizes">Square image sides, one run each.</param>
 /// <param name="Steps">Denoising steps per run.</param>
-public sealed record DoctorGenerationPlan(string Model, ZImageConfig? Config, TensorDType WeightDType, IReadOnlyList<int> Sizes, int Steps)
+internal sealed record DoctorGenerationPlan(string Model, ZImageConfig? Config, TensorDType WeightDType, IReadOnlyList<int> Sizes, int Steps)
 {
     /// <summary>On a GPU: the real Z-Image-Turbo config (embedded) with seeded random bf16 weights at 512² and 1024², 8 steps.</summary>
     public static DoctorGenerationPlan Gpu { get; } = new(
@@ -33,7 +33,7 @@ public sealed record DoctorGenerationPlan(string Model, ZImageConfig? Config, Te
 /// <param name="PlannedPeakBytes">The exact plan's workspace peak of the stage.</param>
 /// <param name="MeasuredPeakBytes">The allocator's measured workspace peak.</param>
 /// <param name="Ok">Measured ≤ planned.</param>
-public sealed record DoctorStage(string Name, double Ms, long PlannedPeakBytes, long MeasuredPeakBytes, bool Ok);
+internal sealed record DoctorStage(string Name, double Ms, long PlannedPeakBytes, long MeasuredPeakBytes, bool Ok);
 
 /// <summary>One doctor generation run.</summary>
 /// <param name="Width">Image width.</param>
@@ -47,7 +47,7 @@ public sealed record DoctorStage(string Name, double Ms, long PlannedPeakBytes, 
 /// <param name="DeviceUsedWithinCarveUp">Whether <see cref="DeviceUsedPeakBytes"/> ≤ <see cref="CarveUpBytes"/>; null when not sampled.</param>
 /// <param name="DeviceMemoryNote">Why the device memory is not compared (CPU), or null.</param>
 /// <param name="Detail">What failed, or null.</param>
-public sealed record DoctorGenerationRun(int Width, int Height, int Steps, bool Ok, double TotalMs, IReadOnlyList<DoctorStage> Stages,
+internal sealed record DoctorGenerationRun(int Width, int Height, int Steps, bool Ok, double TotalMs, IReadOnlyList<DoctorStage> Stages,
     long? DeviceUsedPeakBytes, long CarveUpBytes, bool? DeviceUsedWithinCarveUp, string? DeviceMemoryNote, string? Detail);
 
 /// <summary>The doctor's <c>generation</c> section.</summary>
@@ -55,7 +55,7 @@ public sealed record DoctorGenerationRun(int Width, int Height, int Steps, bool 
 /// <param name="Model">What ran.</param>
 /// <param name="Runs">One row per size.</param>
 /// <param name="Seconds">Wall time, including the model build.</param>
-public sealed record DoctorGeneration(bool Ran, string Model, IReadOnlyList<DoctorGenerationRun> Runs, double Seconds)
+internal sealed record DoctorGeneration(bool Ran, string Model, IReadOnlyList<DoctorGenerationRun> Runs, double Seconds)
 {
     /// <summary>True when skipped or every run passed.</summary>
     public bool Ok => !Ran || (Runs.Count > 0 && Runs.All(r => r.Ok));
@@ -66,7 +66,7 @@ public sealed record DoctorGeneration(bool Ran, string Model, IReadOnlyList<Doct
 /// guard, checking each stage's measured allocator peak against the exact plan and, on CUDA, the device's own used
 /// memory (sampled with <c>cuMemGetInfo</c> at every progress report) against the BudgetGuard carve-up.
 /// </summary>
-public static class DoctorGenerationCheck
+internal static class DoctorGenerationCheck
 {
     /// <summary>The note on the CPU accelerator, which has no device memory of its own to sample.</summary>
     public const string CpuMemoryNote = "not available on ILGPU's CPU accelerator: it has no device memory of its own (cuMemGetInfo is CUDA's); only the allocator peaks are compared";

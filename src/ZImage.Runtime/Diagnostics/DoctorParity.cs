@@ -17,14 +17,14 @@ namespace ZImage.Runtime.Diagnostics;
 /// <param name="Tolerance">The manifest's recommended bound for <see cref="MaxError"/> (never loosened).</param>
 /// <param name="Seconds">Wall time of the case.</param>
 /// <param name="Detail">What failed, or what was compared.</param>
-public sealed record DoctorParityCase(string Case, string Kind, bool Ok, double MaxError, double Tolerance, double Seconds, string? Detail);
+internal sealed record DoctorParityCase(string Case, string Kind, bool Ok, double MaxError, double Tolerance, double Seconds, string? Detail);
 
 /// <summary>The doctor's <c>parity</c> section.</summary>
 /// <param name="Ran">Whether the reference cases were found and run.</param>
 /// <param name="Reason">Why not (only when <see cref="Ran"/> is false).</param>
 /// <param name="Fixtures">The fixtures folder used or looked for.</param>
 /// <param name="Cases">One row per case.</param>
-public sealed record DoctorParity(bool Ran, string? Reason, string? Fixtures, IReadOnlyList<DoctorParityCase> Cases)
+internal sealed record DoctorParity(bool Ran, string? Reason, string? Fixtures, IReadOnlyList<DoctorParityCase> Cases)
 {
     /// <summary>True when nothing ran (absent fixtures are not a failure) or every case passed.</summary>
     public bool Ok => !Ran || (Cases.Count > 0 && Cases.All(c => c.Ok));
@@ -35,7 +35,7 @@ public sealed record DoctorParity(bool Ran, string? Reason, string? Fixtures, IR
 /// (the prompt embeddings of the text-encoder cases, the VAE decode cases and the end-to-end text-to-image runs) on the
 /// selected device, in float32, against the manifest's recommended tolerances.
 /// </summary>
-public static class DoctorParityCheck
+internal static class DoctorParityCheck
 {
     /// <summary>The reference folder inside a fixtures folder.</summary>
     public const string ReferenceFolder = "tiny-zimage-reference";
