@@ -95,7 +95,7 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
     }
 
     /// <inheritdoc />
-    public PipelineState State => _startTask switch
+    public PipelineState State => Volatile.Read(ref _loading) ? PipelineState.Starting : _startTask switch
     {
         null => PipelineState.NotStarted,
         { IsCompletedSuccessfully: true } => PipelineState.Started,
@@ -114,8 +114,13 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
     public Exception? StartFailure => Volatile.Read(ref _startFailure);
     private Exception? _startFailure;
 
+    // True while the device thread runs a load: the load may start (and report progress) before StartAsync has
+    // stored its task, so State cannot be read from the task alone.
+    private bool _loading;
+
     private void LoadRecordingFailure(IProgress<LoadProgress>? progress, CancellationToken ct)
     {
+        Volatile.Write(ref _loading, true);
         try
         {
             Load(progress, ct);
@@ -125,6 +130,10 @@ public sealed class ImagePipeline : IImagePipeline, IDisposable
         {
             Volatile.Write(ref _startFailure, e);
             throw;
+        }
+        finally
+        {
+            Volatile.Write(ref _loading, false);
         }
     }
 
