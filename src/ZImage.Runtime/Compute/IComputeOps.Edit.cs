@@ -32,12 +32,7 @@ internal static class EditOpValidation
 {
     public static (int Cin, int H, int W, int Cout) DownsampleConv2d(Tensor x, Tensor w, Tensor? bias, Tensor y)
     {
-        OpValidation.F32(x, nameof(x));
-        OpValidation.Rank(x, 3, nameof(x));
-        OpValidation.MatrixDType(w, nameof(w));
-        OpValidation.Rank(w, 4, nameof(w));
-        OpValidation.F32(y, nameof(y));
-        OpValidation.Rank(y, 3, nameof(y));
+        VaeOpValidation.ConvOperands(x, w, y);
         int cin = x.Shape[0], h = x.Shape[1], wd = x.Shape[2], cout = w.Shape[0];
         if (w.Shape[2] != 3 || w.Shape[3] != 3 || w.Shape[1] != cin)
             OpValidation.Throw($"w {OpValidation.Fmt(w)} must be a 3×3 kernel [Cout,{cin},3,3] for x {OpValidation.Fmt(x)}.", nameof(w));

@@ -27,14 +27,24 @@ public partial interface IComputeOps
 /// <summary>Shape and dtype checks of the VAE ops, shared by the kernel and planning implementations.</summary>
 internal static class VaeOpValidation
 {
-    public static (int Cin, int H, int W, int Cout, int K) Conv2d(Tensor x, Tensor w, Tensor? bias, Tensor y, bool upsample = false)
+    /// <summary>The operand checks every convolution shares: x [C,H,W] f32, w [Cout,Cin,K,K] in a matrix dtype, y [C,H,W] f32.</summary>
+    /// <param name="x">The input.</param>
+    /// <param name="w">The weight.</param>
+    /// <param name="y">The output.</param>
+    /// <param name="op">The op named by a typed 8-bit-weight error (the calling op, not this helper).</param>
+    public static void ConvOperands(Tensor x, Tensor w, Tensor y, [System.Runtime.CompilerServices.CallerMemberName] string op = "")
     {
         OpValidation.F32(x, nameof(x));
         OpValidation.Rank(x, 3, nameof(x));
-        OpValidation.MatrixDType(w, nameof(w));
+        OpValidation.MatrixDType(w, nameof(w), op);
         OpValidation.Rank(w, 4, nameof(w));
         OpValidation.F32(y, nameof(y));
         OpValidation.Rank(y, 3, nameof(y));
+    }
+
+    public static (int Cin, int H, int W, int Cout, int K) Conv2d(Tensor x, Tensor w, Tensor? bias, Tensor y, bool upsample = false)
+    {
+        ConvOperands(x, w, y);
         int cin = x.Shape[0], h = x.Shape[1], wd = x.Shape[2], cout = w.Shape[0], k = w.Shape[2];
         int f = upsample ? 2 : 1;
         if (k is not (1 or 3) || w.Shape[3] != k)

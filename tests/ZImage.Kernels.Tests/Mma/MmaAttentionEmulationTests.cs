@@ -24,7 +24,7 @@ public sealed class MmaAttentionEmulationTests(MmaFixture fx) : IClassFixture<Mm
         { 16, 40, 20, 1, 1, false, 13, true, 2 },    // two warps per block, padding inside the only key tile
     };
 
-    [NotPerBackend("the CPU fragment emulator is the subject; on CUDA the same kernels run as mma.sync through KernelComputeOps in the bf16 model parity tests (ZIMAGE_TEST_DEVICE=cuda)")]
+    [NotPerBackend(MmaFixture.EmulatorIsTheSubject)]
     [Theory]
     [MemberData(nameof(Cases))]
     public void FlashAttentionMatchesTheFloat64Reference(int dh, int sq, int sk, int hq, int hkv, bool causal, int validKeys, bool bf16, int warps)

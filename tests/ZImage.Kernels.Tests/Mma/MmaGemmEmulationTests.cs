@@ -25,7 +25,7 @@ public sealed class MmaGemmEmulationTests(MmaFixture fx) : IClassFixture<MmaFixt
         { 24, 100, 32, false, 1, 2 },  // two warps along N, the second one ragged
     };
 
-    [NotPerBackend("the CPU fragment emulator is the subject; on CUDA the same kernels run as mma.sync through KernelComputeOps in the bf16 model parity tests (ZIMAGE_TEST_DEVICE=cuda)")]
+    [NotPerBackend(MmaFixture.EmulatorIsTheSubject)]
     [Theory]
     [MemberData(nameof(Shapes))]
     public void GemmMatchesTheFloat64ReferenceOnRaggedShapes(int m, int n, int k, bool bf16Activations, int warpsM, int warpsN)
@@ -41,7 +41,7 @@ public sealed class MmaGemmEmulationTests(MmaFixture fx) : IClassFixture<MmaFixt
         Assert.True(MmaReference.RelativeError(expected, actual) < Tol, $"relative error {MmaReference.RelativeError(expected, actual):E3}");
     }
 
-    [NotPerBackend("the CPU fragment emulator is the subject; on CUDA the same kernels run as mma.sync through KernelComputeOps in the bf16 model parity tests (ZIMAGE_TEST_DEVICE=cuda)")]
+    [NotPerBackend(MmaFixture.EmulatorIsTheSubject)]
     [Theory]
     [InlineData(MmaEpilogue.Silu, false)]
     [InlineData(MmaEpilogue.SwiGlu, true)]

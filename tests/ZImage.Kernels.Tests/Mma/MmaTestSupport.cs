@@ -7,6 +7,9 @@ namespace ZImage.Kernels.Tests.Mma;
 /// <summary>A GPU-shaped CPU accelerator (warp 32) with the mma families compiled once for all emulation tests.</summary>
 public sealed class MmaFixture : IDisposable
 {
+    /// <summary>Why the emulation theories have no per-backend rows (<see cref="Infrastructure.NotPerBackendAttribute"/>).</summary>
+    public const string EmulatorIsTheSubject = "the CPU fragment emulator is the subject; on CUDA the same kernels run as mma.sync through KernelComputeOps in the bf16 model parity tests (ZIMAGE_TEST_DEVICE=cuda)";
+
     /// <summary>Creates the context, the accelerator and the GEMM family.</summary>
     public MmaFixture()
     {

@@ -89,7 +89,7 @@ public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeight
             host = new float[n];
             long seed = Seed(name);
             for (long chunk = 0, start = 0; start < n; chunk++, start += ChunkElements)
-                SeededNoise.Fill(seed ^ (chunk * unchecked((long)0xD1B54A32D192ED03UL)), host.AsSpan((int)start, (int)Math.Min(ChunkElements, n - start)));
+                SeededNoise.Fill(ChunkSeed(seed, chunk), host.AsSpan((int)start, (int)Math.Min(ChunkElements, n - start)));
         }
         for (int i = 0; i < host.Length; i++) host[i] = offset + scale * host[i];
         return host;
@@ -139,7 +139,7 @@ public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeight
                 long chunk = first + j, start = chunk * ChunkElements;
                 int n = (int)Math.Min(ChunkElements, total - start);
                 var values = new float[n];
-                SeededNoise.Fill(seed ^ (chunk * unchecked((long)0xD1B54A32D192ED03UL)), values);
+                SeededNoise.Fill(ChunkSeed(seed, chunk), values);
                 var halves = buffers[j] is { } b && b.Length == n ? b : buffers[j] = new ushort[n];
                 for (int i = 0; i < n; i++)
                 {
@@ -170,6 +170,9 @@ public sealed class RandomWeights : IWeightProvider, Residency.IStreamableWeight
         Fill(name, t, scale, offset);
         return _cache.Add(name, t);
     }
+
+    // The seed of one ChunkElements chunk of a 16-bit matrix (Fill generates chunk by chunk, HostValues all at once).
+    private static long ChunkSeed(long tensorSeed, long chunk) => tensorSeed ^ (chunk * unchecked((long)0xD1B54A32D192ED03UL));
 
     private long Seed(string name)
     {
