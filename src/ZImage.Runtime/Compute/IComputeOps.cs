@@ -3,7 +3,7 @@ namespace ZImage.Runtime.Compute;
 /// <summary>
 /// The tensor operations the models are written against. Two implementations: one launches ILGPU kernels
 /// (<c>KernelComputeOps</c>), the other does nothing (<c>PlanningComputeOps</c>), so a forward pass in planning mode
-/// makes exactly the same allocations without running anything. All activations are F32, row-major; weight
+/// makes exactly the same allocations without running anything. Activations are F32 or BF16 (see <see cref="ComputeContext.Activations"/>), row-major; weight
 /// matrices may be F32, F16 or BF16. Ops never allocate: callers pass outputs allocated from the caching allocator.
 /// Model-specific ops may be added in further <c>partial</c> files (e.g. <c>IComputeOps.Vae.cs</c>).
 /// </summary>
@@ -42,6 +42,12 @@ public partial interface IComputeOps
 
     /// <summary>Copies all of src into dst (same element count).</summary>
     void Copy(Tensor src, Tensor dst);
+
+    /// <summary>
+    /// Copies src into dst converting between activation storage formats (F32 ⇄ BF16; the same dtype is a copy):
+    /// where a bf16 model workspace meets float32 pipeline data. Narrowing rounds to nearest even. Same element count.
+    /// </summary>
+    void Convert(Tensor src, Tensor dst);
 
     /// <summary>Uploads host floats into a F32 tensor.</summary>
     void Upload(ReadOnlySpan<float> host, Tensor dst);

@@ -31,6 +31,7 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         Conv = new ConvKernels(context);
         Diffusion = new DiffusionKernels(context);
         QuantGemm = new QuantGemmKernels(context);
+        Converter = new ConvertKernels(context);
         if (context.TensorCores)
         {
             // sm_80+: bf16- and 8-bit-weight GEMMs and attention run on the tensor cores; the SIMT kernels stay for the rest.
@@ -55,6 +56,7 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
     internal ConvKernels Conv { get; }
     internal DiffusionKernels Diffusion { get; }
     internal QuantGemmKernels QuantGemm { get; }
+    internal ConvertKernels Converter { get; }
     internal MmaGemmKernels? MmaGemm { get; }
     internal MmaAttentionKernels? MmaAttention { get; }
 
@@ -137,6 +139,15 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
         if (src.ElementCount == 0) return;
         int elem = Tensor.ElementSize(src.DType);
         ByteView(src, elem).CopyTo(Context.Stream, ByteView(dst, elem));
+    }
+
+    /// <inheritdoc />
+    public void Convert(Tensor src, Tensor dst)
+    {
+        OpValidation.Convert(src, dst);
+        if (src.DType == dst.DType) Copy(src, dst);
+        else if (src.DType == TensorDType.F32) Converter.ToBf16(src.F32, dst.BF16, src.ElementCount);
+        else Converter.ToF32(src.BF16, dst.F32, src.ElementCount);
     }
 
     /// <inheritdoc />

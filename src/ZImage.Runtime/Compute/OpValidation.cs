@@ -178,6 +178,22 @@ internal static class OpValidation
         SameCount(src, nameof(src), dst, nameof(dst));
     }
 
+    public static void Convert(Tensor src, Tensor dst)
+    {
+        ArgumentNullException.ThrowIfNull(src);
+        ArgumentNullException.ThrowIfNull(dst);
+        Activation(src, nameof(src));
+        Activation(dst, nameof(dst));
+        SameCount(src, nameof(src), dst, nameof(dst));
+    }
+
+    /// <summary>An activation operand: F32 or BF16.</summary>
+    public static void Activation(Tensor t, string name)
+    {
+        ArgumentNullException.ThrowIfNull(t, name);
+        if (t.DType is not (TensorDType.F32 or TensorDType.BF16)) Throw($"{name} must be an F32 or BF16 activation but is {Fmt(t)}.", name);
+    }
+
     public static void Upload(int hostLength, Tensor dst)
     {
         F32(dst, nameof(dst));

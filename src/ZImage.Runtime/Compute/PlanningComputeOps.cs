@@ -40,6 +40,9 @@ public sealed partial class PlanningComputeOps : IComputeOps
     public void Copy(Tensor src, Tensor dst) => OpValidation.Copy(src, dst);
 
     /// <inheritdoc />
+    public void Convert(Tensor src, Tensor dst) => OpValidation.Convert(src, dst);
+
+    /// <inheritdoc />
     public void Upload(ReadOnlySpan<float> host, Tensor dst) => OpValidation.Upload(host.Length, dst);
 
     /// <inheritdoc />
