@@ -77,14 +77,14 @@ internal static class EditOpValidation
 
     public static void ScaleNoise(Tensor x, Tensor noise, float sigma, Tensor y)
     {
-        OpValidation.Binary(x, nameof(x), noise, nameof(noise), y, nameof(y));
+        OpValidation.BinaryF32(x, nameof(x), noise, nameof(noise), y, nameof(y));
         SigmaInRange(sigma);
     }
 
     public static void MaskBlend(Tensor latents, Tensor image, Tensor noise, Tensor mask, float sigma)
     {
-        OpValidation.Binary(latents, nameof(latents), image, nameof(image), latents, nameof(latents));
-        OpValidation.Binary(latents, nameof(latents), noise, nameof(noise), latents, nameof(latents));
+        OpValidation.BinaryF32(latents, nameof(latents), image, nameof(image), latents, nameof(latents));
+        OpValidation.BinaryF32(latents, nameof(latents), noise, nameof(noise), latents, nameof(latents));
         OpValidation.F32(mask, nameof(mask));
         OpValidation.MinRank(latents, 2, nameof(latents));
         long plane = latents.ElementCount / latents.Shape[0];

@@ -18,7 +18,7 @@ internal static class TextEncoderOpValidation
     public static (int S, int Hq, int Hk, int Dh) RopeRotateHalf(Tensor q, Tensor k, Tensor cos, Tensor sin)
     {
         var (s, hq, dh) = Table(q, cos, sin, nameof(q));
-        OpValidation.F32(k, nameof(k));
+        OpValidation.SameActivation(q, nameof(q), k, nameof(k));
         OpValidation.Rank(k, 3, nameof(k));
         if (k.Shape[0] != s || k.Shape[2] != dh)
             OpValidation.Throw($"k {OpValidation.Fmt(k)} must have the tokens and head dim of q {OpValidation.Fmt(q)}.", nameof(k));
@@ -30,7 +30,7 @@ internal static class TextEncoderOpValidation
 
     private static (int S, int H, int Dh) Table(Tensor x, Tensor cos, Tensor sin, string name)
     {
-        OpValidation.F32(x, name);
+        OpValidation.Activation(x, name);
         OpValidation.F32(cos, nameof(cos));
         OpValidation.F32(sin, nameof(sin));
         OpValidation.Rank(x, 3, name);

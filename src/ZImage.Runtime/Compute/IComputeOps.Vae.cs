@@ -27,18 +27,18 @@ public partial interface IComputeOps
 /// <summary>Shape and dtype checks of the VAE ops, shared by the kernel and planning implementations.</summary>
 internal static class VaeOpValidation
 {
-    /// <summary>The operand checks every convolution shares: x [C,H,W] f32, w [Cout,Cin,K,K] in a matrix dtype, y [C,H,W] f32.</summary>
+    /// <summary>The operand checks every convolution shares: x [C,H,W] F32 or BF16, w [Cout,Cin,K,K] in a matrix dtype, y [C,H,W] of the dtype of x.</summary>
     /// <param name="x">The input.</param>
     /// <param name="w">The weight.</param>
     /// <param name="y">The output.</param>
     /// <param name="op">The op named by a typed 8-bit-weight error (the calling op, not this helper).</param>
     public static void ConvOperands(Tensor x, Tensor w, Tensor y, [System.Runtime.CompilerServices.CallerMemberName] string op = "")
     {
-        OpValidation.F32(x, nameof(x));
+        OpValidation.Activation(x, nameof(x));
         OpValidation.Rank(x, 3, nameof(x));
         OpValidation.MatrixDType(w, nameof(w), op);
         OpValidation.Rank(w, 4, nameof(w));
-        OpValidation.F32(y, nameof(y));
+        OpValidation.SameActivation(x, nameof(x), y, nameof(y));
         OpValidation.Rank(y, 3, nameof(y));
     }
 
@@ -64,8 +64,8 @@ internal static class VaeOpValidation
 
     public static (int Rows, int Cols) Transpose2d(Tensor x, Tensor y)
     {
-        OpValidation.F32(x, nameof(x));
-        OpValidation.F32(y, nameof(y));
+        OpValidation.Activation(x, nameof(x));
+        OpValidation.SameActivation(x, nameof(x), y, nameof(y));
         var (rows, cols) = OpValidation.FirstDimRows(x, nameof(x));
         if (rows < 1 || cols < 1 || cols > int.MaxValue)
             OpValidation.Throw($"x {OpValidation.Fmt(x)} must be a non-empty [R,C] matrix with C ≤ {int.MaxValue}.", nameof(x));

@@ -276,7 +276,7 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
     public void EulerStep(Tensor latents, Tensor modelOutput, float dt)
     {
         OpValidation.Finite(dt, nameof(dt));
-        OpValidation.Binary(latents, nameof(latents), modelOutput, nameof(modelOutput), latents, nameof(latents));
+        OpValidation.BinaryF32(latents, nameof(latents), modelOutput, nameof(modelOutput), latents, nameof(latents));
         Diffusion.EulerStep(latents.F32, modelOutput.F32, dt, latents.ElementCount);
     }
 
@@ -285,7 +285,7 @@ public sealed partial class KernelComputeOps : IComputeOps, IDisposable
     {
         OpValidation.Finite(guidance, nameof(guidance));
         OpValidation.Finite(normalization, nameof(normalization));
-        OpValidation.Binary(positive, nameof(positive), negative, nameof(negative), prediction, nameof(prediction));
+        OpValidation.BinaryF32(positive, nameof(positive), negative, nameof(negative), prediction, nameof(prediction));
         Diffusion.CfgCombine(positive.F32, negative.F32, guidance, normalization, prediction.F32, positive.ElementCount);
     }
 

@@ -89,12 +89,12 @@ internal static class OpValidation
 
     public static (int M, int N, int K) Linear(Tensor x, Tensor w, Tensor? bias, Tensor y)
     {
-        F32(x, nameof(x));
+        Activation(x, nameof(x));
         ArgumentNullException.ThrowIfNull(w);
         // Linear is the one op with 8-bit kernels (codes dequantised inside the GEMM).
         if (!WeightQuantization.IsQuantized(w.DType)) MatrixDType(w, nameof(w));
         Rank(w, 2, nameof(w));
-        F32(y, nameof(y));
+        SameActivation(x, nameof(x), y, nameof(y));
         var (rows, k) = AsRows(x, nameof(x));
         int n = w.Shape[0];
         if (w.Shape[1] != k) Throw($"w {Fmt(w)} must be [N,{k}] to match x {Fmt(x)}.", nameof(w));
@@ -110,8 +110,8 @@ internal static class OpValidation
 
     public static (int Rows, int D) RowNorm(Tensor x, Tensor? weight, float eps, Tensor y)
     {
-        F32(x, nameof(x));
-        F32(y, nameof(y));
+        Activation(x, nameof(x));
+        SameActivation(x, nameof(x), y, nameof(y));
         SameCount(x, nameof(x), y, nameof(y));
         NonNegative(eps, nameof(eps));
         var (rows, d) = AsRows(x, nameof(x));
@@ -125,9 +125,9 @@ internal static class OpValidation
 
     public static (int C, int H, int W) GroupNorm(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, Tensor y)
     {
-        F32(x, nameof(x));
+        Activation(x, nameof(x));
         Rank(x, 3, nameof(x));
-        F32(y, nameof(y));
+        SameActivation(x, nameof(x), y, nameof(y));
         SameCount(x, nameof(x), y, nameof(y));
         NonNegative(eps, nameof(eps));
         int c = x.Shape[0];
@@ -140,14 +140,34 @@ internal static class OpValidation
         return (c, x.Shape[1], x.Shape[2]);
     }
 
+    /// <summary>An activation op's x and y: F32 or BF16, the same dtype, the same element count.</summary>
     public static void Unary(Tensor x, Tensor y)
+    {
+        Activation(x, nameof(x));
+        SameActivation(x, nameof(x), y, nameof(y));
+        SameCount(x, nameof(x), y, nameof(y));
+    }
+
+    /// <summary>An activation op's three operands: F32 or BF16, one dtype, one element count.</summary>
+    public static void Binary(Tensor a, string aName, Tensor b, string bName, Tensor y, string yName)
+    {
+        Activation(a, aName);
+        SameActivation(a, aName, b, bName);
+        SameActivation(a, aName, y, yName);
+        SameCount(a, aName, b, bName);
+        SameCount(a, aName, y, yName);
+    }
+
+    /// <summary>A pipeline op's x and y (latents, images, noise): always F32, whatever the activation format.</summary>
+    public static void UnaryF32(Tensor x, Tensor y)
     {
         F32(x, nameof(x));
         F32(y, nameof(y));
         SameCount(x, nameof(x), y, nameof(y));
     }
 
-    public static void Binary(Tensor a, string aName, Tensor b, string bName, Tensor y, string yName)
+    /// <summary>A pipeline op's three operands (latents, model output, noise, masks): always F32.</summary>
+    public static void BinaryF32(Tensor a, string aName, Tensor b, string bName, Tensor y, string yName)
     {
         F32(a, aName);
         F32(b, bName);
@@ -158,7 +178,8 @@ internal static class OpValidation
 
     public static (int Sq, int Sk, int Hq, int Hkv, int Dh) Attention(Tensor q, Tensor k, Tensor v, float scale, Tensor o)
     {
-        F32(q, nameof(q)); F32(k, nameof(k)); F32(v, nameof(v)); F32(o, nameof(o));
+        Activation(q, nameof(q));
+        SameActivation(q, nameof(q), k, nameof(k)); SameActivation(q, nameof(q), v, nameof(v)); SameActivation(q, nameof(q), o, nameof(o));
         Rank(q, 3, nameof(q)); Rank(k, 3, nameof(k)); Rank(v, 3, nameof(v)); Rank(o, 3, nameof(o));
         Positive(scale, nameof(scale));
         int sq = q.Shape[0], hq = q.Shape[1], dh = q.Shape[2];
@@ -194,6 +215,17 @@ internal static class OpValidation
         if (t.DType is not (TensorDType.F32 or TensorDType.BF16)) Throw($"{name} must be an F32 or BF16 activation but is {Fmt(t)}.", name);
     }
 
+    /// <summary>
+    /// A further activation operand of the op whose first activation is <paramref name="first"/>: the kernels are
+    /// specialised per storage format, so every activation operand of one call has the same dtype (parameters such as
+    /// weights, biases, norm weights, per-row scale/gate vectors and RoPE tables stay F32 either way).
+    /// </summary>
+    public static void SameActivation(Tensor first, string firstName, Tensor t, string name)
+    {
+        ArgumentNullException.ThrowIfNull(t, name);
+        if (t.DType != first.DType) Throw($"{name} must have the activation dtype of {firstName} ({first.DType}) but is {Fmt(t)}.", name);
+    }
+
     public static void Upload(int hostLength, Tensor dst)
     {
         F32(dst, nameof(dst));
@@ -202,7 +234,7 @@ internal static class OpValidation
 
     public static (int S, int H, int Dh) Rope(Tensor x, Tensor cos, Tensor sin)
     {
-        F32(x, nameof(x)); F32(cos, nameof(cos)); F32(sin, nameof(sin));
+        Activation(x, nameof(x)); F32(cos, nameof(cos)); F32(sin, nameof(sin));
         Rank(x, 3, nameof(x));
         int s = x.Shape[0], h = x.Shape[1], dh = x.Shape[2];
         if (dh % 2 != 0) Throw($"x {Fmt(x)} must have an even head dim.", nameof(x));
@@ -259,8 +291,8 @@ internal static class OpValidation
 
     public static (int Rows, int D) GatedResidual(Tensor residual, Tensor branch, Tensor? gate)
     {
-        F32(residual, nameof(residual));
-        F32(branch, nameof(branch));
+        Activation(residual, nameof(residual));
+        SameActivation(residual, nameof(residual), branch, nameof(branch));
         SameCount(residual, nameof(residual), branch, nameof(branch));
         var (rows, d) = AsRows(residual, nameof(residual));
         if (gate is not null)
@@ -294,8 +326,8 @@ internal static class OpValidation
 
     public static int FillRows(Tensor row, Tensor dst, int startRow, int rowCount)
     {
-        F32(row, nameof(row));
-        F32(dst, nameof(dst));
+        F32(row, nameof(row)); // a parameter (e.g. the pad token), written into an activation of either format
+        Activation(dst, nameof(dst));
         var (rows, width) = FirstDimRows(dst, nameof(dst));
         if (row.ElementCount != width) Throw($"row {Fmt(row)} must have {width} elements to fill rows of dst {Fmt(dst)}.", nameof(row));
         if (rowCount < 0) throw new ArgumentOutOfRangeException(nameof(rowCount), rowCount, "rowCount must be >= 0.");
@@ -348,7 +380,7 @@ internal static class OpValidation
         Finite(scalingFactor, nameof(scalingFactor));
         if (scalingFactor == 0) throw new ArgumentOutOfRangeException(nameof(scalingFactor), scalingFactor, "scalingFactor must be non-zero.");
         Finite(shiftFactor, nameof(shiftFactor));
-        Unary(latents, y);
+        UnaryF32(latents, y);
     }
 
     public static void Rgb8(Tensor image, int channels, Tensor rgb, string imageName)

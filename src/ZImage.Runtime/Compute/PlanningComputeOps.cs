@@ -98,7 +98,7 @@ public sealed partial class PlanningComputeOps : IComputeOps
     public void EulerStep(Tensor latents, Tensor modelOutput, float dt)
     {
         OpValidation.Finite(dt, nameof(dt));
-        OpValidation.Binary(latents, nameof(latents), modelOutput, nameof(modelOutput), latents, nameof(latents));
+        OpValidation.BinaryF32(latents, nameof(latents), modelOutput, nameof(modelOutput), latents, nameof(latents));
     }
 
     /// <inheritdoc />
@@ -106,7 +106,7 @@ public sealed partial class PlanningComputeOps : IComputeOps
     {
         OpValidation.Finite(guidance, nameof(guidance));
         OpValidation.Finite(normalization, nameof(normalization));
-        OpValidation.Binary(positive, nameof(positive), negative, nameof(negative), prediction, nameof(prediction));
+        OpValidation.BinaryF32(positive, nameof(positive), negative, nameof(negative), prediction, nameof(prediction));
     }
 
     /// <inheritdoc />

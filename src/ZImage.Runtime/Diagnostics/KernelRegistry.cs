@@ -58,6 +58,9 @@ internal static class KernelRegistry
     private static string NameOf(MethodInfo method) =>
         method.IsGenericMethod ? method.Name + "<" + string.Join(",", method.GetGenericArguments().Select(a => a.Name)) + ">" : method.Name;
 
+    /// <summary>The idempotent method by which a kernel family loads its bf16-activation kernels.</summary>
+    internal const string LoadBf16Activations = "LoadBf16Activations";
+
     private static Dictionary<MethodInfo, bool> Load(KernelContext context)
     {
         var found = new Dictionary<MethodInfo, bool>();
@@ -67,6 +70,10 @@ internal static class KernelRegistry
             roots.Add(Activator.CreateInstance(type, context)!);
         try
         {
+            // Families load their bf16-activation specialisations on first use (a CPU-accelerator compile each);
+            // the registry asks for them so every entry point a generation can launch is listed and compiled.
+            foreach (var root in roots)
+                root.GetType().GetMethod(LoadBf16Activations, BindingFlags.Instance | BindingFlags.Public, Type.EmptyTypes)?.Invoke(root, null);
             foreach (var root in roots)
                 Walk(root, 0, seen, found);
         }
